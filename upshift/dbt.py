@@ -1,0 +1,59 @@
+"""Run the dbt project in-process with the warehouse settings.
+
+The CLI and the tests use this; Airflow does not (Cosmos runs dbt there, from the manifest
+that `parse()` writes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+from upshift.warehouse import REPO_ROOT, WarehouseSettings
+
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
+# `dbt parse` never connects, so it can run before any warehouse exists; profiles.yml still
+# needs a host to render.
+_PARSE_ONLY_HOST = "localhost"
+
+
+class DbtCommandFailed(RuntimeError):
+    """A dbt command did not succeed; dbt's own output above says which node and why."""
+
+
+@contextmanager
+def _environment(overrides: Mapping[str, str]) -> Iterator[None]:
+    """dbt reads `env_var()` from os.environ, so set the settings there for one invocation."""
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_dbt(args: Sequence[str], settings: WarehouseSettings) -> object:
+    """Invoke `dbt <args>` against the project; raises DbtCommandFailed when it fails."""
+    from dbt.cli.main import dbtRunner
+
+    env = replace(settings, host=settings.host or _PARSE_ONLY_HOST).env()
+    command = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    with _environment(env):
+        result = dbtRunner().invoke(command)
+    if not result.success:
+        raise DbtCommandFailed(f"`dbt {' '.join(args)}` failed: {result.exception or 'see the dbt output above'}")
+    return result.result
+
+
+def parse(settings: WarehouseSettings | None = None) -> Path:
+    """Write target/manifest.json, which the Airflow DAG renders its tasks from."""
+    run_dbt(["parse", "--quiet"], settings or WarehouseSettings.from_env())
+    return MANIFEST_PATH

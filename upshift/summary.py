@@ -1,0 +1,168 @@
+"""The demo's closing report: who is ready, why, what they will be offered, what was quarantined.
+
+Reads only the marts; prints user ids, scores, reasons and offers, never contact details.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from upshift.warehouse import WarehouseSettings
+
+if TYPE_CHECKING:
+    import psycopg
+
+TIERS = ("Cold", "Warming", "Ready", "Overdue")
+SIDES = {"client": "client_readiness", "worker": "worker_readiness"}
+QUARANTINE_SUMMARY = "raw_quarantine_summary"
+EXAMPLES_PER_SIDE = 3
+
+
+class MartMissing(LookupError):
+    """A mart the summary reads is not in the warehouse: the DAG has not run successfully yet."""
+
+
+@dataclass(frozen=True)
+class TierCount:
+    side: str
+    tier: str
+    users: int
+    suppressed: int
+
+
+@dataclass(frozen=True)
+class ExampleUser:
+    side: str
+    user_id: str
+    score: int
+    tier: str
+    reasons: object
+    offer_code: str | None
+    suppression_reason: str | None
+
+
+@dataclass(frozen=True)
+class QuarantineCount:
+    source_table: str
+    reason: str
+    rows: int
+
+
+def find_mart(conn: psycopg.Connection, settings: WarehouseSettings, name: str) -> tuple[str, str]:
+    """(schema, table) of a dbt model: the target schema itself or a custom `<target>_<suffix>`."""
+    row = conn.execute(
+        """
+        select table_schema, table_name
+        from information_schema.tables
+        where table_name = %(name)s
+          and (table_schema = %(schema)s or table_schema like %(prefix)s)
+        order by length(table_schema), table_schema
+        limit 1
+        """,
+        {"name": name, "schema": settings.schema, "prefix": settings.schema.replace("_", r"\_") + r"\_%"},
+    ).fetchone()
+    if row is None:
+        raise MartMissing(f"{name} not found under schema {settings.schema}: has the DAG run?")
+    return row[0], row[1]
+
+
+def _identifier(conn: psycopg.Connection, settings: WarehouseSettings, name: str) -> psycopg.sql.Identifier:
+    from psycopg import sql
+
+    return sql.Identifier(*find_mart(conn, settings, name))
+
+
+def tier_counts(conn: psycopg.Connection, settings: WarehouseSettings, as_of: date) -> list[TierCount]:
+    from psycopg import sql
+
+    counts = []
+    for side, mart in SIDES.items():
+        rows = dict(
+            (tier, (users, suppressed))
+            for tier, users, suppressed in conn.execute(
+                sql.SQL(
+                    "select readiness_tier, count(*), count(*) filter (where is_suppressed) "
+                    "from {} where as_of_date = %s group by readiness_tier"
+                ).format(_identifier(conn, settings, mart)),
+                (as_of,),
+            )
+        )
+        counts.extend(TierCount(side, tier, *rows.get(tier, (0, 0))) for tier in TIERS)
+    return counts
+
+
+def example_users(conn: psycopg.Connection, settings: WarehouseSettings, as_of: date) -> list[ExampleUser]:
+    """The top-scored user of each of the warmest tiers per side, so every tier's offer shows."""
+    from psycopg import sql
+
+    examples = []
+    for side, mart in SIDES.items():
+        rows = conn.execute(
+            sql.SQL(
+                """
+                select user_id, readiness_score, readiness_tier, readiness_reasons, offer_code, suppression_reason
+                from (
+                    select distinct on (readiness_tier) *
+                    from {}
+                    where as_of_date = %s and readiness_tier <> 'Cold'
+                    order by readiness_tier, readiness_score desc, user_id
+                ) as best_per_tier
+                order by readiness_score desc, user_id
+                limit %s
+                """
+            ).format(_identifier(conn, settings, mart)),
+            (as_of, EXAMPLES_PER_SIDE),
+        )
+        examples.extend(ExampleUser(side, *row) for row in rows)
+    return examples
+
+
+def quarantine_counts(conn: psycopg.Connection, settings: WarehouseSettings, as_of: date) -> list[QuarantineCount]:
+    from psycopg import sql
+
+    rows = conn.execute(
+        sql.SQL(
+            "select source_table, quarantine_reason, row_count from {} "
+            "where as_of_date = %s order by source_table, quarantine_reason"
+        ).format(_identifier(conn, settings, QUARANTINE_SUMMARY)),
+        (as_of,),
+    )
+    return [QuarantineCount(*row) for row in rows]
+
+
+def render(as_of: date, counts: list[TierCount], examples: list[ExampleUser], quarantine: list[QuarantineCount]) -> str:
+    lines = [f"Upgrade readiness as of {as_of}", ""]
+    lines.append(f"{'side':<8}" + "".join(f"{tier:>10}" for tier in TIERS) + f"{'suppressed':>12}")
+    for side in SIDES:
+        side_counts = [count for count in counts if count.side == side]
+        lines.append(
+            f"{side:<8}"
+            + "".join(f"{count.users:>10}" for count in side_counts)
+            + f"{sum(count.suppressed for count in side_counts):>12}"
+        )
+    lines += ["", "Example users"]
+    for user in examples:
+        offer = user.offer_code or "no offer"
+        if user.suppression_reason:
+            offer += f" (suppressed: {user.suppression_reason})"
+        lines.append(f"  {user.side} {user.user_id}: {user.tier}, score {user.score}, offer {offer}")
+        lines.append(f"    reasons: {json.dumps(user.reasons, sort_keys=True, default=str)}")
+    if not examples:
+        lines.append("  (no user above Cold)")
+    lines += ["", "Quarantined raw rows"]
+    lines += [f"  {row.source_table:<16} {row.reason:<28} {row.rows:>8}" for row in quarantine]
+    if not quarantine:
+        lines.append("  (none)")
+    return "\n".join(lines)
+
+
+def readiness_summary(conn: psycopg.Connection, settings: WarehouseSettings, as_of: date) -> str:
+    return render(
+        as_of,
+        tier_counts(conn, settings, as_of),
+        example_users(conn, settings, as_of),
+        quarantine_counts(conn, settings, as_of),
+    )

@@ -1,0 +1,201 @@
+"""Where the warehouse is and how to reach it.
+
+Everything that needs PostgreSQL - the CLI, the generator, dbt, Airflow and the tests - gets
+its connection from the settings built here, so the `UPSHIFT_PG_*` variables are read in one
+place. When `UPSHIFT_PG_HOST` is unset the warehouse is an embedded PostgreSQL from the
+`pgserver` wheel: no root, no Docker, a Unix socket only, data under `UPSHIFT_HOME`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_CONN_ID = "upshift_warehouse"
+EMBEDDED_USER = "postgres"
+# Cosmos' Postgres profile mapping insists on a password. The embedded server trusts local
+# socket connections and ignores it, so this stand-in only satisfies the mapping.
+EMBEDDED_PASSWORD_PLACEHOLDER = "embedded-trust"
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be reached or prepared; the message says what to check."""
+
+
+def upshift_home(env: Mapping[str, str] = os.environ) -> Path:
+    """Directory for local state: embedded PostgreSQL data, the Airflow home, stamps."""
+    return Path(env.get("UPSHIFT_HOME") or REPO_ROOT / ".upshift").resolve()
+
+
+@dataclass(frozen=True)
+class WarehouseSettings:
+    """Connection and schema settings of the warehouse, read from the environment."""
+
+    host: str | None
+    port: int
+    user: str
+    password: str = field(repr=False)
+    database: str
+    schema: str
+    raw_schema: str
+    home: Path
+    embedded: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> WarehouseSettings:
+        host = env.get("UPSHIFT_PG_HOST") or None
+        return cls(
+            host=host,
+            port=int(env.get("UPSHIFT_PG_PORT") or 5432),
+            user=env.get("UPSHIFT_PG_USER") or EMBEDDED_USER,
+            password=env.get("UPSHIFT_PG_PASSWORD") or "",
+            database=env.get("UPSHIFT_PG_DATABASE") or "upshift",
+            schema=env.get("UPSHIFT_PG_SCHEMA") or "analytics",
+            raw_schema=env.get("UPSHIFT_RAW_SCHEMA") or "raw",
+            home=upshift_home(env),
+            embedded=host is None,
+        )
+
+    @property
+    def embedded_data_dir(self) -> Path:
+        return self.home / "pgdata"
+
+    def with_database(self, database: str) -> WarehouseSettings:
+        return replace(self, database=database)
+
+    def conninfo(self, database: str | None = None) -> dict[str, object]:
+        """Keyword arguments for `psycopg.connect`; a host starting with / is a socket directory."""
+        if self.host is None:
+            raise WarehouseError("The warehouse host is unknown: call ensure_warehouse() first.")
+        params: dict[str, object] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "dbname": database or self.database,
+            "application_name": "upshift",
+        }
+        if self.password:
+            params["password"] = self.password
+        return params
+
+    def env(self) -> dict[str, str]:
+        """The `UPSHIFT_*` variables dbt's profiles.yml and child processes read."""
+        if self.host is None:
+            raise WarehouseError("The warehouse host is unknown: call ensure_warehouse() first.")
+        return {
+            "UPSHIFT_PG_HOST": self.host,
+            "UPSHIFT_PG_PORT": str(self.port),
+            "UPSHIFT_PG_USER": self.user,
+            "UPSHIFT_PG_PASSWORD": self.password,
+            "UPSHIFT_PG_DATABASE": self.database,
+            "UPSHIFT_PG_SCHEMA": self.schema,
+            "UPSHIFT_RAW_SCHEMA": self.raw_schema,
+            "UPSHIFT_HOME": str(self.home),
+        }
+
+    def airflow_connection(self) -> str:
+        """The `upshift_warehouse` Airflow connection in JSON form.
+
+        JSON rather than a URI because a socket-directory host (`/path/to/dir`) has no place in
+        the authority part of a URI and does not survive the round trip.
+        """
+        if self.host is None:
+            raise WarehouseError("The warehouse host is unknown: call ensure_warehouse() first.")
+        return json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": self.host,
+                "port": self.port,
+                "login": self.user,
+                "password": self.password or EMBEDDED_PASSWORD_PLACEHOLDER,
+                "schema": self.database,
+            }
+        )
+
+    def describe(self) -> str:
+        """One line for humans and logs; never includes the password."""
+        kind = "embedded PostgreSQL" if self.embedded else "PostgreSQL"
+        where = f"socket dir {self.host}" if (self.host or "").startswith("/") else f"{self.host}:{self.port}"
+        return (
+            f"{kind} at {where}, database {self.database}, user {self.user}, "
+            f"target schema {self.schema}, raw schema {self.raw_schema}"
+        )
+
+
+def _start_embedded(settings: WarehouseSettings) -> WarehouseSettings:
+    """Initialise (first time) and start the embedded server; it keeps running after we exit."""
+    import pgserver
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(settings.embedded_data_dir, cleanup_mode=None)
+    info = server.get_postmaster_info()
+    if info.socket_dir is None:
+        raise WarehouseError(f"The embedded PostgreSQL in {settings.embedded_data_dir} reports no socket directory.")
+    return replace(settings, host=str(info.socket_dir), port=info.port or 5432, user=EMBEDDED_USER, password="")
+
+
+def embedded_status(settings: WarehouseSettings) -> str:
+    """`running`, `stopped` or `not initialised`, without starting anything."""
+    data_dir = settings.embedded_data_dir
+    if not (data_dir / "PG_VERSION").exists():
+        return "not initialised"
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir)
+    return "running" if info is not None and info.is_running() else "stopped"
+
+
+def stop_embedded(settings: WarehouseSettings) -> bool:
+    """Stop the embedded server if it runs; returns whether it was running."""
+    if embedded_status(settings) != "running":
+        return False
+    from pgserver import pg_ctl
+
+    run_as = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
+    pg_ctl(["-w", "stop"], pgdata=settings.embedded_data_dir, user=run_as)
+    return True
+
+
+def _create_database_if_missing(settings: WarehouseSettings) -> None:
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(**settings.conninfo("postgres"), autocommit=True, connect_timeout=10) as admin:
+            exists = admin.execute("select 1 from pg_database where datname = %s", (settings.database,)).fetchone()
+            if not exists:
+                admin.execute(sql.SQL("create database {}").format(sql.Identifier(settings.database)))
+    except psycopg.OperationalError as error:
+        raise WarehouseError(
+            f"Cannot reach {settings.describe()}: {error}. Check the UPSHIFT_PG_* settings "
+            "or unset UPSHIFT_PG_HOST to use the embedded PostgreSQL."
+        ) from error
+
+
+def ensure_warehouse(settings: WarehouseSettings | None = None) -> WarehouseSettings:
+    """Make the warehouse usable and return settings with a concrete host.
+
+    Starts the embedded server when no host is configured, and creates the database when it is
+    missing (on an external server this needs the CREATEDB privilege, or create it beforehand).
+    """
+    settings = settings or WarehouseSettings.from_env()
+    if settings.embedded:
+        settings = _start_embedded(settings)
+    _create_database_if_missing(settings)
+    return settings
+
+
+def connect(settings: WarehouseSettings | None = None, **kwargs: object) -> psycopg.Connection:
+    """A psycopg 3 connection to the warehouse database (starting the embedded server if needed)."""
+    import psycopg
+
+    settings = settings if settings is not None and settings.host is not None else ensure_warehouse(settings)
+    return psycopg.connect(**settings.conninfo(), **kwargs)
