@@ -1,0 +1,34 @@
+{#- The as-of date every model computes for. Events strictly before its midnight
+    (UTC) are in scope; "last N days" windows are half-open and end there. -#}
+{% macro as_of_date() -%}
+    {%- set configured = var('as_of_date', '') -%}
+    {%- if configured in (none, '') -%}
+        {{- return(run_started_at.strftime('%Y-%m-%d')) -}}
+    {%- endif -%}
+    {%- set text = configured | string -%}
+    {%- if not modules.re.match('^\\d{4}-\\d{2}-\\d{2}$', text) -%}
+        {{ exceptions.raise_compiler_error("var('as_of_date') must be a date as YYYY-MM-DD, got '" ~ text ~ "'") }}
+    {%- endif -%}
+    {{- return(text) -}}
+{%- endmacro %}
+
+{% macro as_of_date_literal() -%}
+    cast('{{ as_of_date() }}' as date)
+{%- endmacro %}
+
+{% macro as_of_timestamp() -%}
+    cast('{{ as_of_date() }} 00:00:00+00' as timestamp with time zone)
+{%- endmacro %}
+
+{#- Start of the window that ends `end_days_ago` days before the as-of date and
+    spans `days` days. -#}
+{% macro window_start(days, end_days_ago=0) -%}
+    {{ dbt.dateadd('day', -1 * (days + end_days_ago), as_of_timestamp()) }}
+{%- endmacro %}
+
+{#- True when `column` lies in the half-open window
+    [as_of - (days + end_days_ago), as_of - end_days_ago). -#}
+{% macro in_window(column, days, end_days_ago=0) -%}
+    ({{ column }} >= {{ window_start(days, end_days_ago) }}
+    and {{ column }} < {{ window_start(0, end_days_ago) }})
+{%- endmacro %}

@@ -1,0 +1,86 @@
+{#- Quarantine helpers. A raw row that breaks the data contract is never dropped
+    and never fails the build: staging flags it with the first failed check (in
+    the order given), the validation models add reference checks, and the
+    raw_quarantine mart lists every flagged row with its reason. -#}
+
+{#- Renders `quarantine_reason` and `quarantine_detail` from an ordered list of
+    checks, each {'reason': code, 'when': sql condition, 'detail': sql text expr}. -#}
+{% macro quarantine_columns(checks) -%}
+    case
+        {%- for check in checks %}
+        when {{ check.when }} then '{{ check.reason }}'
+        {%- endfor %}
+    end as quarantine_reason,
+    case
+        {%- for check in checks %}
+        when {{ check.when }} then {{ check.detail }}
+        {%- endfor %}
+    end as quarantine_detail
+{%- endmacro %}
+
+{#- Check: any of `columns` is null. -#}
+{% macro check_null_key(columns) -%}
+    {%- set conditions = [] -%}
+    {%- for column in columns -%}
+        {%- do conditions.append(column ~ ' is null') -%}
+    {%- endfor -%}
+    {%- set detail -%}
+        concat_ws(', '
+        {%- for column in columns %}, case when {{ column }} is null then '{{ column }} is null' end{% endfor -%}
+        )
+    {%- endset -%}
+    {{ return({'reason': 'null_key', 'when': '(' ~ (conditions | join(' or ')) ~ ')', 'detail': detail}) }}
+{%- endmacro %}
+
+{#- Check: a later copy of an id already seen. The first copy (earliest
+    timestamp, then a hash of the row) stays valid, every other copy is flagged. -#}
+{% macro check_duplicate_id(id_column, timestamp_column, row_columns) -%}
+    {%- set when -%}
+        ({{ id_column }} is not null and row_number() over (
+            partition by {{ id_column }}
+            order by {{ timestamp_column }} nulls last, {{ dbt.hash(row_text(row_columns)) }}
+        ) > 1)
+    {%- endset -%}
+    {{ return({'reason': 'duplicate_id', 'when': when, 'detail': "'" ~ id_column ~ " seen more than once'"}) }}
+{%- endmacro %}
+
+{#- The row's values as one text, for deterministic tie-breaking and hashing. -#}
+{% macro row_text(columns) -%}
+    concat_ws('|'
+    {%- for column in columns %}, coalesce(cast({{ column }} as {{ dbt.type_string() }}), '~'){% endfor -%}
+    )
+{%- endmacro %}
+
+{#- Check: `column` holds a value outside `accepted`. -#}
+{% macro check_enum(column, accepted) -%}
+    {%- set quoted = [] -%}
+    {%- for value in accepted -%}{%- do quoted.append("'" ~ value ~ "'") -%}{%- endfor -%}
+    {%- set when = '(' ~ column ~ ' is null or ' ~ column ~ ' not in (' ~ (quoted | join(', ')) ~ '))' -%}
+    {%- set detail = "concat('" ~ column ~ "=', coalesce(" ~ column ~ ", 'null'), ' not in " ~ (accepted | join('|')) ~ "')" -%}
+    {{ return({'reason': 'invalid_enum', 'when': when, 'detail': detail}) }}
+{%- endmacro %}
+
+{#- Check: `column` is negative. -#}
+{% macro check_negative(column) -%}
+    {{ return({'reason': 'negative_amount', 'when': '(' ~ column ~ ' < 0)', 'detail': "concat('" ~ column ~ "=', cast(" ~ column ~ " as " ~ dbt.type_string() ~ "))"}) }}
+{%- endmacro %}
+
+{#- Check: the event timestamp is missing. -#}
+{% macro check_missing_timestamp(column) -%}
+    {{ return({'reason': 'missing_timestamp', 'when': '(' ~ column ~ ' is null)', 'detail': "'" ~ column ~ " is null'"}) }}
+{%- endmacro %}
+
+{#- Check: the event timestamp lies past the as-of date (beyond the grace days). -#}
+{% macro check_future_timestamp(column) -%}
+    {%- set limit = dbt.dateadd('day', var('quarantine_future_grace_days'), as_of_timestamp()) -%}
+    {{ return({'reason': 'future_timestamp', 'when': '(' ~ column ~ ' >= ' ~ limit ~ ')', 'detail': "concat('" ~ column ~ " after as-of date ', '" ~ as_of_date() ~ "')"}) }}
+{%- endmacro %}
+
+{#- The whole row of `relation_alias` as a JSON document. -#}
+{% macro row_as_json(relation_alias) -%}
+    {{ return(adapter.dispatch('row_as_json', 'upshift')(relation_alias)) }}
+{%- endmacro %}
+
+{% macro default__row_as_json(relation_alias) -%}
+    to_jsonb({{ relation_alias }})
+{%- endmacro %}

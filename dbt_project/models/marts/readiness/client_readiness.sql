@@ -1,0 +1,1 @@
+{{ readiness_mart('client', 'int_clients_signals_evaluated', 'client_id') }}

@@ -1,0 +1,33 @@
+with
+
+source as (
+
+    select * from {{ source('marketplace', 'bookings') }}
+
+),
+
+renamed as (
+
+    select
+        booking_id,
+        client_id,
+        worker_id,
+        category,
+        amount,
+        currency,
+        status as booking_status,
+        booked_at,
+        {{ quarantine_columns([
+            check_null_key(['booking_id', 'client_id', 'worker_id']),
+            check_duplicate_id('booking_id', 'booked_at', ['booking_id', 'client_id', 'worker_id', 'category', 'amount', 'currency', 'status', 'booked_at']),
+            check_enum('status', ['completed', 'cancelled', 'pending']),
+            check_negative('amount'),
+            check_missing_timestamp('booked_at'),
+            check_future_timestamp('booked_at'),
+        ]) }}
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,27 @@
+with
+
+source as (
+
+    select * from {{ source('marketplace', 'contacts') }}
+
+),
+
+renamed as (
+
+    select
+        contact_id,
+        worker_id,
+        client_id,
+        contacted_at,
+        {{ quarantine_columns([
+            check_null_key(['contact_id', 'worker_id', 'client_id']),
+            check_duplicate_id('contact_id', 'contacted_at', ['contact_id', 'worker_id', 'client_id', 'contacted_at']),
+            check_missing_timestamp('contacted_at'),
+            check_future_timestamp('contacted_at'),
+        ]) }}
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,30 @@
+with
+
+source as (
+
+    select * from {{ source('marketplace', 'proposals') }}
+
+),
+
+renamed as (
+
+    select
+        proposal_id,
+        worker_id,
+        job_id,
+        category,
+        status as proposal_status,
+        submitted_at,
+        {{ quarantine_columns([
+            check_null_key(['proposal_id', 'worker_id']),
+            check_duplicate_id('proposal_id', 'submitted_at', ['proposal_id', 'worker_id', 'job_id', 'category', 'status', 'submitted_at']),
+            check_enum('status', ['won', 'lost', 'pending']),
+            check_missing_timestamp('submitted_at'),
+            check_future_timestamp('submitted_at'),
+        ]) }}
+
+    from source
+
+)
+
+select * from renamed
