@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""The two quickstart commands: `python3 run.py demo` and `python3 run.py test`.
+
+Standard library only, so it runs on a fresh machine with nothing but Python 3.11+. It builds
+`.venv` from requirements.lock with a pinned uv, re-syncs only when the lock (or pyproject.toml)
+changed, then hands over to the environment:
+
+    demo [options]  ->  python -m upshift.cli demo [options]
+    test [args]     ->  python -m pytest [args]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+VENV = REPO / ".venv"
+LOCK = REPO / "requirements.lock"
+PYPROJECT = REPO / "pyproject.toml"
+# The uv that compiled requirements.lock; it lives in its own small venv inside .venv so that
+# syncing the project environment to the lock never uninstalls it.
+UV_VERSION = "0.13.9"
+TOOLS = VENV / ".tools"
+STAMP = VENV / ".upshift-lock.sha256"
+PYTHON_VERSION = "3.11"
+COMMANDS = {
+    "demo": ["-m", "upshift.cli", "demo"],
+    "test": ["-m", "pytest"],
+}
+
+
+def _bin(venv: Path, name: str) -> Path:
+    scripts = "Scripts" if os.name == "nt" else "bin"
+    return venv / scripts / (f"{name}.exe" if os.name == "nt" else name)
+
+
+def _run(*command: str | Path) -> None:
+    print("+", " ".join(str(part) for part in command), flush=True)
+    subprocess.run([str(part) for part in command], check=True, cwd=REPO)
+
+
+def _wanted_stamp() -> str:
+    digest = hashlib.sha256(f"uv {UV_VERSION}\n".encode())
+    for path in (LOCK, PYPROJECT):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _uv() -> Path:
+    uv = _bin(TOOLS, "uv")
+    if not uv.exists():
+        _run(sys.executable, "-m", "venv", TOOLS)
+        _run(
+            _bin(TOOLS, "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", f"uv=={UV_VERSION}"
+        )
+    return uv
+
+
+def ensure_environment() -> Path:
+    """Create or refresh .venv so it holds exactly requirements.lock plus this project."""
+    python = _bin(VENV, "python")
+    if STAMP.exists() and STAMP.read_text().strip() == _wanted_stamp() and python.exists():
+        return python
+    if VENV.exists() and not python.exists():
+        shutil.rmtree(VENV)
+    VENV.mkdir(exist_ok=True)
+    uv = _uv()
+    if not (VENV / "pyvenv.cfg").exists():
+        _run(uv, "venv", "--quiet", "--allow-existing", "--python", PYTHON_VERSION, VENV)
+    _run(uv, "pip", "sync", "--quiet", "--python", python, LOCK)
+    _run(uv, "pip", "install", "--quiet", "--python", python, "--no-deps", "--editable", REPO)
+    STAMP.write_text(_wanted_stamp() + "\n")
+    return python
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this is what tells users on older Pythons
+        print(f"upshift needs Python 3.11 or newer; this is {sys.version.split()[0]}.", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    command, extra = argv[0], argv[1:]
+    try:
+        python = ensure_environment()
+    except subprocess.CalledProcessError as error:
+        print(f"Setting up .venv failed ({error}); fix the cause above and rerun.", file=sys.stderr)
+        return 1
+    os.chdir(REPO)
+    arguments = [str(python), *COMMANDS[command], *extra]
+    if os.name != "nt":
+        os.execv(python, arguments)  # replaces this process: exit code and signals are pytest's own
+    return subprocess.call(arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

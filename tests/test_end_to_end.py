@@ -1,0 +1,189 @@
+"""A small marketplace through the whole DAG: marts are complete, planted users score as
+expected, and a rerun of the same as-of date changes nothing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from upshift import dbt, local_airflow
+from upshift.summary import TIERS
+from upshift.warehouse import WarehouseSettings
+
+AS_OF = date(2025, 6, 2)
+PLANTED = Path(__file__).parent / "fixtures" / "planted"
+MARKETPLACE = {"clients": 300, "workers": 150, "days": 120, "seed": 11, "dirty_rate": 0.02}
+SIDES = {"client": "client_readiness", "worker": "worker_readiness"}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def loaded(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> WarehouseSettings:
+    """The module's database holding a generated marketplace plus the planted users."""
+    from upshift.generator import generate_marketplace, load_planted
+
+    generate_marketplace(pg_conn, schema=warehouse.raw_schema, as_of=AS_OF, progress=False, **MARKETPLACE)
+    if PLANTED.is_dir():
+        load_planted(pg_conn, PLANTED, as_of=AS_OF, schema=warehouse.raw_schema)
+    pg_conn.commit()
+    return warehouse
+
+
+@pytest.fixture(scope="module")
+def airflow_for(loaded: WarehouseSettings) -> Iterator[WarehouseSettings]:
+    """Local Airflow wired to the module's database; the process environment is restored after."""
+    saved = dict(os.environ)
+    dbt.parse(loaded)
+    local_airflow.configure(loaded)
+    local_airflow.migrate_metadata_db()
+    yield loaded
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def marts(airflow_for: WarehouseSettings) -> list[tuple[str, str]]:
+    """(schema, table) of every mart model, from the manifest the DAG renders."""
+    manifest = json.loads(dbt.MANIFEST_PATH.read_text())
+    return sorted(
+        (node["schema"], node["alias"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["fqn"][1] == "marts"
+    )
+
+
+def _checksums(conn: psycopg.Connection, marts: list[tuple[str, str]]) -> dict[str, str]:
+    """md5 over each mart's rows in a stable order: equal checksums mean identical tables."""
+    return {
+        f"{schema}.{table}": conn.execute(
+            sql.SQL("select md5(coalesce(string_agg(t::text, E'\\n' order by t::text), '')) from {} as t").format(
+                sql.Identifier(schema, table)
+            )
+        ).fetchone()[0]
+        for schema, table in marts
+    }
+
+
+@pytest.fixture(scope="module")
+def first_run(airflow_for: WarehouseSettings, pg_conn: psycopg.Connection, marts) -> dict[str, str]:
+    local_airflow.run_dag_once(AS_OF)
+    return _checksums(pg_conn, marts)
+
+
+@pytest.fixture(scope="module")
+def second_run(first_run: dict[str, str], pg_conn: psycopg.Connection, marts) -> dict[str, str]:
+    local_airflow.run_dag_once(AS_OF)
+    return _checksums(pg_conn, marts)
+
+
+def _mart(marts: list[tuple[str, str]], name: str) -> sql.Identifier:
+    (schema,) = [schema for schema, table in marts if table == name]
+    return sql.Identifier(schema, name)
+
+
+def _users(conn: psycopg.Connection, role: str, raw_schema: str) -> set[str]:
+    """Users of one side that the scoring should see: valid, distinct, known role."""
+    rows = conn.execute(
+        sql.SQL("select distinct user_id from {} where role = %s and user_id is not null").format(
+            sql.Identifier(raw_schema, "users")
+        ),
+        (role,),
+    )
+    return {user_id for (user_id,) in rows}
+
+
+def test_the_dag_builds_every_mart(first_run: dict[str, str]) -> None:
+    expected = {"client_readiness", "worker_readiness", "readiness_history", "readiness_triggers"}
+
+    assert expected <= {name.rsplit(".", 1)[1] for name in first_run}
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_one_row_per_user_per_side(side: str, first_run, pg_conn: psycopg.Connection, marts, loaded) -> None:
+    rows = pg_conn.execute(sql.SQL("select user_id, as_of_date from {}").format(_mart(marts, SIDES[side]))).fetchall()
+
+    user_ids = [user_id for user_id, _ in rows]
+    assert len(user_ids) == len(set(user_ids))
+    assert {as_of for _, as_of in rows} == {AS_OF}
+    assert set(user_ids) <= _users(pg_conn, side, loaded.raw_schema)
+    assert len(user_ids) >= MARKETPLACE[f"{side}s"] * 0.9
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_tiers_are_the_four_documented_values(side: str, first_run, pg_conn: psycopg.Connection, marts) -> None:
+    tiers = {
+        tier
+        for (tier,) in pg_conn.execute(
+            sql.SQL("select distinct readiness_tier from {}").format(_mart(marts, SIDES[side]))
+        )
+    }
+
+    assert tiers <= set(TIERS)
+    assert "Cold" in tiers
+    assert tiers - {"Cold"}, "a realistic marketplace has users above Cold"
+
+
+def assert_planted_users_score_as_expected(conn: psycopg.Connection, marts: list[tuple[str, str]]) -> None:
+    """Planted users (tests/fixtures/planted) land in the tier, score and offer the fixture expects.
+
+    PLACEHOLDER for the dbt owner: extend with the fired signals in readiness_reasons and with
+    tests/fixtures/planted/expected_quarantine.csv against the quarantine model.
+    """
+    expected_file = PLANTED / "expected_readiness.csv"
+    if not expected_file.exists():
+        pytest.skip("no planted expectations in tests/fixtures/planted")
+    with expected_file.open(newline="") as handle:
+        expected = {row["user_id"]: row for row in csv.DictReader(handle)}
+    actual = {}
+    for side, mart in SIDES.items():
+        rows = conn.execute(
+            sql.SQL(
+                "select user_id, readiness_score, readiness_tier, offer_code, suppression_reason "
+                "from {} where user_id = any(%s)"
+            ).format(_mart(marts, mart)),
+            (list(expected),),
+        )
+        actual.update({row[0]: (side, *row[1:]) for row in rows})
+
+    mismatches = {
+        user_id: {"expected": want, "actual": actual.get(user_id)}
+        for user_id, want in expected.items()
+        if actual.get(user_id)
+        != (
+            want["role"],
+            int(want["readiness_score"]),
+            want["readiness_tier"],
+            want["offer_code"] or None,
+            want["suppression_reason"] or None,
+        )
+    }
+    assert not mismatches, json.dumps(mismatches, indent=2, default=str)
+
+
+def test_planted_users_score_as_expected(first_run, pg_conn: psycopg.Connection, marts) -> None:
+    assert_planted_users_score_as_expected(pg_conn, marts)
+
+
+def test_rerunning_the_same_as_of_date_leaves_every_mart_identical(
+    first_run: dict[str, str], second_run: dict[str, str]
+) -> None:
+    assert second_run == first_run
+
+
+def test_readiness_history_keeps_one_row_per_user_and_date(second_run, pg_conn: psycopg.Connection, marts) -> None:
+    duplicates = pg_conn.execute(
+        sql.SQL("select user_id, as_of_date, count(*) from {} group by 1, 2 having count(*) > 1 limit 5").format(
+            _mart(marts, "readiness_history")
+        )
+    ).fetchall()
+
+    assert duplicates == []
