@@ -1,0 +1,66 @@
+"""python -m upshift.generator: fill the raw tables of a PostgreSQL database with demo data.
+
+The connection comes from --dsn, or from the libpq environment (PGHOST, PGPORT, PGUSER,
+PGDATABASE, PGPASSWORD) when --dsn is omitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+import psycopg
+
+from upshift.generator.generate import CHUNK_USERS, generate_marketplace
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m upshift.generator", description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=2_000, help="number of clients (default 2000)")
+    parser.add_argument("--workers", type=int, default=800, help="number of workers (default 800)")
+    parser.add_argument("--days", type=int, default=120, help="days of history before as-of (default 120)")
+    parser.add_argument(
+        "--as-of",
+        type=dt.date.fromisoformat,
+        default=dt.datetime.now(dt.UTC).date(),
+        help="as-of date YYYY-MM-DD; events end at its midnight UTC (default today)",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="random seed; same seed, same tables (default 42)")
+    parser.add_argument("--dirty-rate", type=float, default=0.005, help="share of rows to corrupt (default 0.005)")
+    parser.add_argument("--schema", default="raw", help="raw schema to (re)fill (default raw)")
+    parser.add_argument("--dsn", default="", help="libpq connection string (default: PG* environment variables)")
+    parser.add_argument("--chunk-users", type=int, default=CHUNK_USERS, help="users generated per chunk")
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress", dest="progress", action="store_true", default=None, help="always print progress"
+    )
+    progress.add_argument("--quiet", dest="progress", action="store_false", help="never print progress")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    with psycopg.connect(args.dsn) as conn:
+        report = generate_marketplace(
+            conn,
+            schema=args.schema,
+            clients=args.clients,
+            workers=args.workers,
+            days=args.days,
+            as_of=args.as_of,
+            seed=args.seed,
+            dirty_rate=args.dirty_rate,
+            progress=args.progress,
+            chunk_users=args.chunk_users,
+        )
+    print(f"loaded {report.total_rows:,} rows into schema {report.schema} in {report.seconds:,.1f}s")
+    for table, rows in report.rows.items():
+        dirty = sum(report.dirty.get(table, {}).values())
+        print(f"  {table:<16} {rows:>12,} rows  {dirty:>8,} dirty")
+    print(f"  {'events':<16} {report.events:>12,}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

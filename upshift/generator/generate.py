@@ -1,0 +1,218 @@
+"""generate_marketplace: build the synthetic marketplace and load it into the raw tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from upshift.generator.catalog import Catalog, load_catalog
+from upshift.generator.clients import client_events
+from upshift.generator.dirty import Corrupter
+from upshift.generator.exposures import exposure_rows
+from upshift.generator.frames import Frame
+from upshift.generator.population import Population, Window, build_population
+from upshift.generator.subscriptions import subscription_rows
+from upshift.generator.tables import EVENT_TABLES, TABLES, TextEncoder, copy_text, schema_ddl, user_ids
+from upshift.generator.timing import DAY
+from upshift.generator.users import user_rows
+from upshift.generator.workers import worker_events
+
+CHUNK_USERS = 4_000
+AUTO_PROGRESS_USERS = 50_000
+# Independent random streams, so e.g. changing dirty_rate leaves the clean rows unchanged.
+POPULATION_STREAM, CLIENT_STREAM, WORKER_STREAM, DIRTY_STREAM = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One table chunk loaded: counts and speed only, never row contents."""
+
+    table: str
+    chunk: int
+    rows: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def print_progress(event: ProgressEvent) -> None:
+    print(
+        f"upshift.generator: {event.table:<16} chunk {event.chunk:>4}  "
+        f"{event.rows:>10,} rows  {event.rows_per_second:>12,.0f} rows/s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+@dataclass
+class GenerationReport:
+    """What was loaded: rows per table (dirty rows included) and dirty rows per table and kind."""
+
+    schema: str
+    as_of: dt.date
+    days: int
+    seed: int
+    clients: int
+    workers: int
+    dirty_rate: float
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    dirty: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def events(self) -> int:
+        return sum(self.rows[table] for table in EVENT_TABLES)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    def dirty_by_kind(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for kinds in self.dirty.values():
+            for kind, count in kinds.items():
+                totals[kind] = totals.get(kind, 0) + count
+        return totals
+
+
+def as_of_epoch(as_of: dt.date) -> int:
+    """Midnight UTC of the as-of date, in epoch seconds."""
+    if isinstance(as_of, dt.datetime) or not isinstance(as_of, dt.date):
+        raise TypeError(f"as_of must be a datetime.date (midnight UTC is implied), got {as_of!r}")
+    return int(dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC).timestamp())
+
+
+class _Loader:
+    """Encodes, corrupts and COPYs chunks of generated rows inside the caller's transaction."""
+
+    def __init__(
+        self,
+        cursor: psycopg.Cursor,
+        schema: str,
+        encoder: TextEncoder,
+        corrupter: Corrupter,
+        report: GenerationReport,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self._cursor = cursor
+        self._schema = schema
+        self._encoder = encoder
+        self._corrupter = corrupter
+        self._report = report
+        self._progress = progress
+
+    def load(self, table: str, frame: Frame, chunk: int, rng: np.random.Generator) -> None:
+        if not frame:
+            return
+        started = time.perf_counter()
+        columns = self._corrupter.apply(table, self._encoder.encode(table, frame), rng)
+        rows = len(next(iter(columns.values())))
+        statement = sql.SQL("copy {}.{} ({}) from stdin").format(
+            sql.Identifier(self._schema),
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+        )
+        with self._cursor.copy(statement) as copy:
+            copy.write(copy_text(columns))
+        self._report.rows[table] += rows
+        if self._progress:
+            self._progress(ProgressEvent(table, chunk, rows, time.perf_counter() - started))
+
+
+def _chunk_frames(
+    role: str,
+    rng: np.random.Generator,
+    population: Population,
+    members: np.ndarray,
+    ids: np.ndarray,
+    catalog: Catalog,
+) -> dict[str, Frame]:
+    side = population.clients if role == "client" else population.workers
+    frames = {"users": user_rows(rng, side, members, role, ids)}
+    events = client_events(rng, population, members) if role == "client" else worker_events(rng, population, members)
+    frames.update(events)
+    frames["subscriptions"] = subscription_rows(rng, side, members, role, ids, catalog, population.window)
+    frames["offer_exposures"] = exposure_rows(rng, side, members, role, ids, catalog, population.window)
+    return frames
+
+
+def generate_marketplace(
+    conn: psycopg.Connection,
+    *,
+    schema: str = "raw",
+    clients: int = 2_000,
+    workers: int = 800,
+    days: int = 120,
+    as_of: dt.date,
+    seed: int = 42,
+    dirty_rate: float = 0.005,
+    progress: bool | ProgressCallback | None = None,
+    chunk_users: int = CHUNK_USERS,
+    seeds_dir: Path | None = None,
+) -> GenerationReport:
+    """Replace the raw tables' contents with a synthetic marketplace as of `as_of`.
+
+    Events fall in [as_of - days, as_of) UTC, except planted future-timestamp rows. The
+    tables are created if missing, then truncated and loaded with COPY in one
+    transaction, so the same arguments always give the same tables. `progress` prints a
+    line per table chunk to stderr (True), calls a callback, or (None) prints only for
+    runs of AUTO_PROGRESS_USERS users or more.
+    """
+    if clients < 1 or workers < 1:
+        raise ValueError(f"need at least one client and one worker, got {clients} and {workers}")
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    if chunk_users < 1:
+        raise ValueError(f"chunk_users must be at least 1, got {chunk_users}")
+    end = as_of_epoch(as_of)
+    if progress is None:
+        progress = clients + workers >= AUTO_PROGRESS_USERS
+    callback = print_progress if progress is True else (progress or None)
+
+    started = time.perf_counter()
+    catalog = load_catalog(seeds_dir)
+    window = Window(start=end - days * DAY, end=end)
+    population = build_population(np.random.default_rng([seed, POPULATION_STREAM]), clients, workers, window)
+    ids = {"client": user_ids("cli_", clients), "worker": user_ids("wrk_", workers)}
+    report = GenerationReport(schema, as_of, days, seed, clients, workers, dirty_rate)
+    corrupter = Corrupter(dirty_rate, end)
+    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in TABLES)
+
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute(schema_ddl(schema))
+        cursor.execute(sql.SQL("truncate table {}").format(tables))
+        loader = _Loader(cursor, schema, TextEncoder(ids["client"], ids["worker"]), corrupter, report, callback)
+        chunk = 0
+        for role, stream, size in (("client", CLIENT_STREAM, clients), ("worker", WORKER_STREAM, workers)):
+            for start in range(0, size, chunk_users):
+                members = np.arange(start, min(size, start + chunk_users))
+                rng = np.random.default_rng([seed, stream, start])
+                frames = _chunk_frames(role, rng, population, members, ids[role], catalog)
+                dirty_rng = np.random.default_rng([seed, DIRTY_STREAM, stream, start])
+                for table in TABLES:
+                    loader.load(table, frames.get(table, {}), chunk, dirty_rng)
+                chunk += 1
+
+    report.dirty = {table: dict(kinds) for table, kinds in corrupter.counts.items()}
+    report.seconds = time.perf_counter() - started
+    if callback:
+        print(
+            f"upshift.generator: loaded {report.total_rows:,} rows ({report.events:,} events) "
+            f"in {report.seconds:,.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return report
