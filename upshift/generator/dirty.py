@@ -11,7 +11,7 @@ clean rows, so counting each kind in SQL gives back the report's numbers:
   copy, so no event loses its user.
 - unknown_user: a user reference to an id that is not in users (a deleted account).
 - negative_amount: bookings.amount or subscriptions.mrr below zero.
-- unknown_enum: a role, status or channel outside the contract's values.
+- invalid_enum: a role, status or channel outside the contract's values.
 - future_timestamp: the event time (users.created_at, subscriptions.started_at) two or
   more days after as-of.
 """
@@ -23,9 +23,9 @@ import numpy as np
 from upshift.generator.tables import NULL, TABLES, TableSpec, format_timestamps
 from upshift.generator.timing import DAY
 
-DIRTY_KINDS = ("duplicate_id", "null_key", "unknown_user", "negative_amount", "unknown_enum", "future_timestamp")
+DIRTY_KINDS = ("duplicate_id", "null_key", "unknown_user", "negative_amount", "invalid_enum", "future_timestamp")
 MIN_PER_KIND = 2
-UNKNOWN_ENUM_VALUES = {
+INVALID_ENUM_VALUES = {
     "users": ("admin", "Client", "both", "wrker"),
     "bookings": ("Completed", "canceled", "refunded", "done"),
     "proposals": ("WON", "withdrawn", "declined", "lost "),
@@ -40,7 +40,7 @@ def applicable_kinds(spec: TableSpec) -> tuple[str, ...]:
         "null_key": True,
         "unknown_user": bool(spec.user_columns),
         "negative_amount": spec.amount_column is not None,
-        "unknown_enum": spec.enum_column is not None,
+        "invalid_enum": spec.enum_column is not None,
         "future_timestamp": True,
     }
     return tuple(kind for kind in DIRTY_KINDS if applies[kind])
@@ -122,8 +122,8 @@ class Corrupter:
             "-" + (value if value.strip("0.") else spare) for value, spare in zip(values, fallback, strict=True)
         ]
 
-    def _unknown_enum(self, spec, columns, where, rng) -> None:
-        values = UNKNOWN_ENUM_VALUES[spec.name]
+    def _invalid_enum(self, spec, columns, where, rng) -> None:
+        values = INVALID_ENUM_VALUES[spec.name]
         columns[spec.enum_column][where] = np.array(values, dtype=object)[rng.integers(0, len(values), len(where))]
 
     def _future_timestamp(self, spec, columns, where, rng) -> None:

@@ -85,21 +85,18 @@ def load_planted(
 ) -> dict[str, int]:
     """Append the fixture rows to the raw tables with COPY; returns rows loaded per table.
 
-    Files are loaded in contract table order; a CSV whose name is not a raw table is an
-    error, so a typo cannot silently skip a fixture.
+    Files are loaded in contract table order. Other files in the directory (expected
+    results such as expected_readiness.csv) are not rows and are left alone.
     """
     fixture_dir = Path(fixture_dir)
-    files = {path.stem: path for path in sorted(fixture_dir.glob("*.csv"))}
-    unknown = sorted(set(files) - set(TABLES))
-    if unknown:
-        raise PlantedFixtureError(f"{fixture_dir}: {unknown} are not raw tables ({', '.join(TABLES)})")
+    if not fixture_dir.is_dir():
+        raise PlantedFixtureError(f"{fixture_dir} is not a directory of <table>.csv fixtures")
+    files = {table: fixture_dir / f"{table}.csv" for table in TABLES if (fixture_dir / f"{table}.csv").is_file()}
     loaded = {}
     with conn.transaction(), conn.cursor() as cursor:
         cursor.execute(schema_ddl(schema))
-        for table in TABLES:
-            if table not in files:
-                continue
-            header, rows = _read_fixture(files[table], as_of)
+        for table, path in files.items():
+            header, rows = _read_fixture(path, as_of)
             statement = sql.SQL("copy {}.{} ({}) from stdin").format(
                 sql.Identifier(schema), sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, header))
             )
