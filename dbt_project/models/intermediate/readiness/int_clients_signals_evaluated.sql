@@ -13,8 +13,7 @@ with
 
 clients as (
 
-    select
-        user_id as client_id
+    select user_id as client_id
     from {{ ref('int_users_validated') }}
     where
         is_valid
@@ -45,8 +44,10 @@ booking_activity as (
         count(
             case when {{ in_window('booked_at', var('client_spend_frequency_window_days')) }} then 1 end
         ) as spend_frequency_booking_count,
-        count(distinct
-            case when {{ in_window('booked_at', var('client_category_breadth_window_days')) }} then category end
+        count(
+            distinct case
+                when {{ in_window('booked_at', var('client_category_breadth_window_days')) }} then category
+            end
         ) as category_breadth_category_count,
         count(
             case when {{ in_window('booked_at', var('client_search_friction_window_days')) }} then 1 end
@@ -81,8 +82,11 @@ top_worker_pairs as (
         select
             worker_pairs.*,
             row_number() over (
-                partition by client_id
-                order by booking_count desc, last_booked_at desc, worker_id
+                partition by worker_pairs.client_id
+                order by
+                    worker_pairs.booking_count desc,
+                    worker_pairs.last_booked_at desc,
+                    worker_pairs.worker_id asc
             ) as pair_rank
         from worker_pairs
     ) as ranked_pairs

@@ -44,7 +44,7 @@ active_plans as (
         is_trial,
         row_number() over (
             partition by user_id
-            order by plan_rank desc, is_trial asc, started_at desc, subscription_id
+            order by plan_rank desc, is_trial asc, started_at desc, subscription_id asc
         ) as holding_rank
     from subscriptions
     where ended_at is null or ended_at > {{ as_of_timestamp() }}
@@ -75,7 +75,7 @@ upgrades as (
         started_at,
         row_number() over (
             partition by user_id
-            order by started_at desc, plan_code
+            order by started_at desc, plan_code asc
         ) as recency_rank
     from paid_periods
     where plan_rank > coalesce(previous_plan_rank, 0)

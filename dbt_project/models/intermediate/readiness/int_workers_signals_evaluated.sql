@@ -18,8 +18,7 @@ with
 
 workers as (
 
-    select
-        user_id as worker_id
+    select user_id as worker_id
     from {{ ref('int_users_validated') }}
     where
         is_valid
@@ -75,11 +74,14 @@ earnings as (
 
     select
         worker_id,
-        {%- for period in range(1, period_count + 1) %}
+        {% for period in range(1, period_count + 1) -%}
         sum(
-            case when {{ in_window('booked_at', period_days, end_days_ago=period_days * (period - 1)) }} then amount end
-        ) as earnings_period_{{ period }}{{ ',' if not loop.last }}
-        {%- endfor %}
+            case
+                when {{ in_window('booked_at', period_days, end_days_ago=period_days * (period - 1)) }} then amount
+            end
+        ) as earnings_period_{{ period }},
+        {% endfor -%}
+        count(*) as completed_booking_count
     from {{ ref('int_bookings_validated') }}
     where
         is_valid
@@ -97,10 +99,10 @@ measured as (
         coalesce(proposal_activity.bid_to_win_won_count, 0) as bid_to_win_won_count,
         coalesce(view_activity.view_spike_view_count, 0) as view_spike_view_count,
         coalesce(view_activity.view_spike_prior_view_count, 0) as view_spike_prior_view_count,
-        coalesce(contact_activity.view_spike_contact_count, 0) as view_spike_contact_count,
-        {%- for period in range(1, period_count + 1) %}
-        coalesce(earnings.earnings_period_{{ period }}, 0) as earnings_period_{{ period }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        {% for period in range(1, period_count + 1) -%}
+        coalesce(earnings.earnings_period_{{ period }}, 0) as earnings_period_{{ period }},
+        {% endfor -%}
+        coalesce(contact_activity.view_spike_contact_count, 0) as view_spike_contact_count
     from workers
     left join proposal_activity
         on workers.worker_id = proposal_activity.worker_id

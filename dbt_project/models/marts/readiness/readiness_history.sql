@@ -52,9 +52,9 @@ scored as (
                     'summary', signal_summary,
                     'values', signal_values
                 )
-                order by signal_weight desc, signal_name
+                order by signal_weight desc, signal_name asc
             ) filter (where is_fired),
-            '[]'::jsonb
+            cast('[]' as jsonb)
         ) as readiness_reasons
     from signals
     group by
@@ -64,22 +64,31 @@ scored as (
 
 ),
 
+{% if is_incremental() %}
+previous_as_of as (
+
+    select max(as_of_date) as as_of_date
+    from {{ this }}
+    where as_of_date < {{ as_of_date_literal() }}
+
+),
+
 previous_run as (
 
-    {% if is_incremental() %}
     select
-        user_id,
-        readiness_score,
-        readiness_tier,
-        tier_entered_on,
-        ready_streak_started_on
-    from {{ this }}
-    where as_of_date = (
-        select max(as_of_date)
-        from {{ this }}
-        where as_of_date < {{ as_of_date_literal() }}
-    )
-    {% else %}
+        history.user_id,
+        history.readiness_score,
+        history.readiness_tier,
+        history.tier_entered_on,
+        history.ready_streak_started_on
+    from {{ this }} as history
+    inner join previous_as_of
+        on history.as_of_date = previous_as_of.as_of_date
+
+),
+{% else %}
+previous_run as (
+
     select
         cast(null as {{ dbt.type_string() }}) as user_id,
         cast(null as integer) as readiness_score,
@@ -87,9 +96,9 @@ previous_run as (
         cast(null as date) as tier_entered_on,
         cast(null as date) as ready_streak_started_on
     where false
-    {% endif %}
 
 ),
+{% endif %}
 
 streaks as (
 
@@ -102,15 +111,10 @@ streaks as (
         previous_run.readiness_tier as previous_readiness_tier,
         previous_run.tier_entered_on as previous_tier_entered_on,
         case
-            when scored.readiness_score >= {{ var('tier_ready_min_score') }}
-                then greatest(
-                    case
-                        when previous_run.readiness_score >= {{ var('tier_ready_min_score') }}
-                            then previous_run.ready_streak_started_on
-                        else scored.as_of_date
-                    end,
-                    cast(plans.last_upgraded_at as date)
-                )
+            when scored.readiness_score < {{ var('tier_ready_min_score') }} then null
+            when previous_run.readiness_score >= {{ var('tier_ready_min_score') }}
+                then greatest(previous_run.ready_streak_started_on, cast(plans.last_upgraded_at as date))
+            else scored.as_of_date
         end as ready_streak_started_on
     from scored
     left join previous_run
