@@ -16,8 +16,8 @@ from upshift.generator.population import CATEGORY_WEIGHTS, COUNTRY_OFFSET_SECOND
 from upshift.generator.timing import DAY, sample_times
 
 BOOKINGS_PER_30_DAYS = 0.15
-BROWSE_SEARCHES_PER_30_DAYS = 3.0
-SEARCHES_BEFORE_BOOKING = 1.5
+BROWSE_SEARCHES_PER_30_DAYS = 1.2
+SEARCHES_BEFORE_BOOKING = 3.0
 UNSET = -1
 
 CATEGORY_MEDIAN = np.array([category.median_usd for category in CATEGORIES])
@@ -177,7 +177,7 @@ def _searches(
     parts = []
 
     if bookings:
-        counts = 1 + rng.poisson(SEARCHES_BEFORE_BOOKING, len(bookings["client"]))
+        counts = 2 + rng.poisson(SEARCHES_BEFORE_BOOKING, len(bookings["client"]))
         booking, _ = expand(counts)
         owner = bookings["client"][booking]
         booked_at = bookings["at"][booking]

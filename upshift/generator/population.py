@@ -26,7 +26,7 @@ CLIENT_SEGMENT_SHARES = {
     "frequent": 0.12,
     "multi_category": 0.10,
     "repeat_hire": 0.09,
-    "search_friction": 0.09,
+    "search_friction": 0.15,
 }
 WORKER_SEGMENT_SHARES = {
     "low_win": 0.12,
@@ -158,7 +158,7 @@ def build_population(rng: np.random.Generator, n_clients: int, n_workers: int, w
 
     popularity = np.minimum(rng.pareto(1.3, size=n_workers) + 1.0, 200.0)
     popularity = np.where(workers.dormant, popularity * 0.05, popularity)
-    win_rate = rng.beta(4.0, 8.0, size=n_workers)
+    win_rate = rng.beta(7.0, 9.0, size=n_workers)
     win_rate = np.where(workers.segments["low_win"], rng.uniform(0.02, 0.12, n_workers), win_rate)
     contact_rate = rng.beta(2.0, 18.0, size=n_workers)
 

@@ -17,7 +17,7 @@ from upshift.generator.population import CATEGORY_WEIGHTS, COUNTRY_OFFSET_SECOND
 from upshift.generator.timing import DAY, HOUR, sample_times
 
 PROPOSALS_PER_30_DAYS = 9.0
-VIEWS_PER_30_DAYS = 14.0
+VIEWS_PER_30_DAYS = 18.0
 BIDDERS_PER_JOB = 4.0
 RAMP_DECAY = 0.78
 PLATEAU_WEEKS = 3
