@@ -21,6 +21,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from upshift.generator import generate_marketplace
+from upshift.generator.generate import CHUNK_USERS
 
 CLIENT_SHARE = 0.7
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dirty-rate", type=float, default=0.005)
     parser.add_argument("--schema", default="bench_raw")
     parser.add_argument("--dsn", default="")
+    parser.add_argument("--chunk-users", type=int, default=CHUNK_USERS, help="users generated per chunk")
     parser.add_argument("--quiet", action="store_true", help="no per-chunk progress lines")
     args = parser.parse_args(argv)
 
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             dirty_rate=args.dirty_rate,
             progress=not args.quiet,
+            chunk_users=args.chunk_users,
         )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

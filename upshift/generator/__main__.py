@@ -23,8 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--as-of",
         type=dt.date.fromisoformat,
-        default=dt.datetime.now(dt.UTC).date(),
-        help="as-of date YYYY-MM-DD; events end at its midnight UTC (default today)",
+        required=True,
+        help="as-of date YYYY-MM-DD; events end at its midnight UTC",
     )
     parser.add_argument("--seed", type=int, default=42, help="random seed; same seed, same tables (default 42)")
     parser.add_argument("--dirty-rate", type=float, default=0.005, help="share of rows to corrupt (default 0.005)")
