@@ -1,0 +1,208 @@
+"""The dbt project on a real PostgreSQL: unit tests, data tests, planted users, reruns and
+backfills of the readiness history, configuration errors, and sqlfluff."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.planted import PLANTED_DIR, actual_quarantine, actual_readiness, expected_quarantine, expected_readiness
+from upshift.dbt import DBT_PROJECT_DIR, DbtCommandFailed, run_dbt
+from upshift.warehouse import WarehouseSettings
+
+AS_OF = dt.date(2026, 3, 1)
+
+
+def _vars(as_of: dt.date, **extra: object) -> list[str]:
+    return ["--vars", json.dumps({"as_of_date": as_of.isoformat(), **extra})]
+
+
+def _build(settings: WarehouseSettings, as_of: dt.date, *args: str) -> None:
+    run_dbt(["build", "--exclude-resource-type", "unit_test", *_vars(as_of), *args], settings)
+
+
+def _checksum(conn: psycopg.Connection, schema: str, table: str) -> str:
+    query = sql.SQL("select md5(coalesce(string_agg(t::text, E'\\n' order by t::text), '')) from {} as t")
+    return conn.execute(query.format(sql.Identifier(schema, table))).fetchone()[0]
+
+
+@pytest.fixture(scope="module")
+def built(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> WarehouseSettings:
+    """Planted raw data, scored as of AS_OF with every data test passing."""
+    from upshift.generator import load_planted
+
+    load_planted(pg_conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
+    _build(warehouse, AS_OF)
+    return warehouse
+
+
+@pytest.fixture(scope="module")
+def marts_schema(built: WarehouseSettings) -> str:
+    return f"{built.schema}_marts"
+
+
+def test_dbt_unit_tests_pass(built: WarehouseSettings) -> None:
+    results = run_dbt(["test", "--select", "test_type:unit", *_vars(AS_OF)], built)
+
+    names = {result.node.name for result in results}
+    assert {
+        "client_signals_fire_exactly_at_their_edges",
+        "worker_signals_fire_exactly_at_their_edges",
+        "tiers_change_exactly_at_their_boundaries",
+        "offers_are_suppressed_for_what_users_already_have",
+    } <= names
+    assert {str(result.status) for result in results} == {"pass"}
+
+
+def test_planted_users_get_the_expected_score_tier_reasons_and_offer(
+    built: WarehouseSettings, pg_conn: psycopg.Connection, marts_schema: str
+) -> None:
+    expected = expected_readiness()
+
+    actual = actual_readiness(pg_conn, marts_schema, list(expected))
+
+    assert actual == expected
+
+
+def test_every_planted_dirty_row_is_quarantined_with_its_reason(
+    built: WarehouseSettings, pg_conn: psycopg.Connection, marts_schema: str
+) -> None:
+    assert actual_quarantine(pg_conn, marts_schema) == expected_quarantine()
+
+
+def test_quarantined_rows_never_reach_scoring(pg_conn: psycopg.Connection, marts_schema: str) -> None:
+    scored = {
+        user_id
+        for (user_id,) in pg_conn.execute(
+            sql.SQL("select user_id from {} union all select user_id from {}").format(
+                sql.Identifier(marts_schema, "client_readiness"), sql.Identifier(marts_schema, "worker_readiness")
+            )
+        )
+    }
+
+    assert "planted_bad_role" not in scored
+    assert "planted_ghost_client" not in scored
+
+
+def test_the_quarantine_summary_counts_every_quarantined_row(pg_conn: psycopg.Connection, marts_schema: str) -> None:
+    total = pg_conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(marts_schema, "raw_quarantine")))
+    summed = pg_conn.execute(
+        sql.SQL("select sum(row_count) from {}").format(sql.Identifier(marts_schema, "raw_quarantine_summary"))
+    )
+
+    assert total.fetchone()[0] == summed.fetchone()[0] == len(expected_quarantine())
+
+
+def test_the_preferred_pro_trigger_fires_once_per_episode(pg_conn: psycopg.Connection, marts_schema: str) -> None:
+    rows = pg_conn.execute(
+        sql.SQL(
+            "select user_id, offer_code, context ->> 'worker_id' from {} "
+            "where trigger_type = 'repeat_booking_same_worker' and user_id = 'planted_c_ready'"
+        ).format(sql.Identifier(marts_schema, "readiness_triggers"))
+    ).fetchall()
+
+    assert rows == [("planted_c_ready", "client_preferred_pro", "planted_w_helper_1")]
+
+
+def test_tier_entry_triggers_follow_the_history(pg_conn: psycopg.Connection, marts_schema: str) -> None:
+    query = sql.SQL("select user_id, trigger_type from {} where trigger_type like 'entered_%%' and user_id = any(%s)")
+    rows = pg_conn.execute(
+        query.format(sql.Identifier(marts_schema, "readiness_triggers")),
+        (["planted_c_ready", "planted_c_overdue", "planted_c_spend"],),
+    ).fetchall()
+
+    assert sorted(rows) == [("planted_c_overdue", "entered_overdue"), ("planted_c_ready", "entered_ready")]
+
+
+def test_rerunning_the_same_date_leaves_every_mart_identical(
+    built: WarehouseSettings, pg_conn: psycopg.Connection, marts_schema: str
+) -> None:
+    marts = ["client_readiness", "worker_readiness", "readiness_history", "readiness_triggers", "raw_quarantine"]
+    before = {table: _checksum(pg_conn, marts_schema, table) for table in marts}
+
+    _build(built, AS_OF)
+
+    assert {table: _checksum(pg_conn, marts_schema, table) for table in marts} == before
+
+
+def test_a_backfill_writes_one_history_partition_per_date_and_reruns_change_nothing(
+    built: WarehouseSettings, pg_conn: psycopg.Connection, marts_schema: str
+) -> None:
+    history = sql.Identifier(marts_schema, "readiness_history")
+    later_dates = [AS_OF + dt.timedelta(days=offset) for offset in (1, 2)]
+    for as_of in later_dates:
+        _build(built, as_of)
+    after_backfill = _checksum(pg_conn, marts_schema, "readiness_history")
+
+    _build(built, later_dates[0])
+
+    partitions = pg_conn.execute(
+        sql.SQL("select as_of_date, count(*), count(distinct user_id) from {} group by 1 order by 1").format(history)
+    ).fetchall()
+    assert [as_of for as_of, _, _ in partitions] == [AS_OF, *later_dates]
+    assert all(rows == users for _, rows, users in partitions)
+    assert _checksum(pg_conn, marts_schema, "readiness_history") == after_backfill
+
+
+def test_the_tier_clock_carries_over_between_dates(pg_conn: psycopg.Connection, marts_schema: str) -> None:
+    """Run after the backfill: a user Ready on three consecutive dates entered Ready once."""
+    rows = pg_conn.execute(
+        sql.SQL(
+            "select as_of_date, readiness_tier, tier_entered_on, days_at_ready from {} "
+            "where user_id = 'planted_c_ready' order by as_of_date"
+        ).format(sql.Identifier(marts_schema, "readiness_history"))
+    ).fetchall()
+
+    assert [(tier, entered, days) for _, tier, entered, days in rows] == [
+        ("Ready", AS_OF, 0),
+        ("Ready", AS_OF, 1),
+        ("Ready", AS_OF, 2),
+    ]
+
+
+def test_an_as_of_date_that_is_not_a_date_fails_with_a_clear_message(
+    built: WarehouseSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(DbtCommandFailed):
+        run_dbt(["compile", "--select", "int_clients_signals_evaluated", "--vars", "{as_of_date: yesterday}"], built)
+
+    assert "must be a date as YYYY-MM-DD, got 'yesterday'" in capsys.readouterr().out
+
+
+def test_weights_that_could_exceed_100_are_refused(
+    built: WarehouseSettings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    weights = {
+        "client": {"spend_frequency": 60, "repeat_hire": 25, "category_breadth": 20, "search_friction": 20},
+        "worker": {"bid_to_win": 35, "profile_view_spike": 35, "earnings_plateau": 30},
+    }
+
+    with pytest.raises(DbtCommandFailed):
+        run_dbt(
+            ["compile", "--select", "int_readiness_signals_unpivoted", *_vars(AS_OF, readiness_signal_weights=weights)],
+            built,
+        )
+
+    assert "for client sums to 125" in capsys.readouterr().out
+
+
+def test_sql_is_sqlfluff_clean(built: WarehouseSettings) -> None:
+    env = {**os.environ, **built.env()}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "sqlfluff", "lint", "models", "--disable-progress-bar"],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout[-4000:]
