@@ -110,6 +110,9 @@ def upgrade_readiness() -> None:
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.BUILD,
+            # A test with several parents (e.g. relationships between two seeds) gets its own
+            # task after all of them, instead of failing inside whichever parent builds first.
+            should_detach_multiple_parents_tests=True,
             # Asset URIs are built from the connection's host; the embedded warehouse has
             # only a socket directory, which makes no valid URI.
             emit_datasets=False,

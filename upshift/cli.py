@@ -52,9 +52,13 @@ def generate(settings: WarehouseSettings, args: argparse.Namespace) -> None:
             as_of=args.as_of,
             seed=args.seed,
             dirty_rate=args.dirty_rate,
-            progress=True,
+            progress=None,
         )
-    print(f"    {report}")
+    dirty = sum(report.dirty_by_kind().values())
+    print(
+        f"    {report.total_rows:,} rows ({report.events:,} events, {dirty:,} deliberately bad) "
+        f"into schema {report.schema} in {report.seconds:.1f}s"
+    )
 
 
 def run_dag(settings: WarehouseSettings, as_of: date, *, full_refresh: bool = False) -> None:

@@ -8,11 +8,14 @@ place. When `UPSHIFT_PG_HOST` is unset the warehouse is an embedded PostgreSQL f
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -130,12 +133,21 @@ class WarehouseSettings:
         )
 
 
+def _pgserver() -> ModuleType:
+    """Import pgserver without its warning about XDG_RUNTIME_DIR, which it handles itself."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    return pgserver
+
+
 def _start_embedded(settings: WarehouseSettings) -> WarehouseSettings:
     """Initialise (first time) and start the embedded server; it keeps running after we exit."""
-    import pgserver
-
     settings.home.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(settings.embedded_data_dir, cleanup_mode=None)
+    server = _pgserver().get_server(settings.embedded_data_dir, cleanup_mode=None)
+    # The server outlives this process on purpose (`warehouse stop` ends it); pgserver's exit
+    # hook would only log, to a stream that may already be closed.
+    atexit.unregister(server._cleanup)
     info = server.get_postmaster_info()
     if info.socket_dir is None:
         raise WarehouseError(f"The embedded PostgreSQL in {settings.embedded_data_dir} reports no socket directory.")
@@ -147,9 +159,7 @@ def embedded_status(settings: WarehouseSettings) -> str:
     data_dir = settings.embedded_data_dir
     if not (data_dir / "PG_VERSION").exists():
         return "not initialised"
-    from pgserver.utils import PostmasterInfo
-
-    info = PostmasterInfo.read_from_pgdata(data_dir)
+    info = _pgserver().utils.PostmasterInfo.read_from_pgdata(data_dir)
     return "running" if info is not None and info.is_running() else "stopped"
 
 
@@ -157,10 +167,9 @@ def stop_embedded(settings: WarehouseSettings) -> bool:
     """Stop the embedded server if it runs; returns whether it was running."""
     if embedded_status(settings) != "running":
         return False
-    from pgserver import pg_ctl
-
+    # As root, pgserver runs PostgreSQL as its own `pgserver` system user; stop it as that user.
     run_as = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
-    pg_ctl(["-w", "stop"], pgdata=settings.embedded_data_dir, user=run_as)
+    _pgserver().pg_ctl(["-w", "stop"], pgdata=settings.embedded_data_dir, user=run_as)
     return True
 
 
