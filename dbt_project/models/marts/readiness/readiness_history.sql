@@ -16,7 +16,7 @@
         incremental_strategy='delete+insert',
         unique_key=['as_of_date'],
         full_refresh=false,
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['as_of_date', 'user_id'], 'unique': true},
         ],
