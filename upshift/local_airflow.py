@@ -10,6 +10,7 @@ anything imports `airflow`.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -38,6 +39,17 @@ def airflow_environment(settings: WarehouseSettings) -> dict[str, str]:
         **settings.env(),
         "AIRFLOW_HOME": str(airflow_home(settings)),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        # Named explicitly because Airflow resolves the default bundle's path from dags_folder
+        # once, at import; this value is read when dag.test() syncs, whatever imported first.
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+            [
+                {
+                    "name": "dags-folder",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {"path": str(DAGS_FOLDER)},
+                }
+            ]
+        ),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
