@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_CONN_ID = "upshift_warehouse"
 EMBEDDED_USER = "postgres"
-# Cosmos' Postgres profile mapping insists on a password. The embedded server trusts local
-# socket connections and ignores it, so this stand-in only satisfies the mapping.
-EMBEDDED_PASSWORD_PLACEHOLDER = "embedded-trust"
+# Cosmos' Postgres profile mapping insists on a password. Servers that let the user in without
+# one (the embedded server trusts its socket) ignore it, so this stand-in only satisfies Cosmos.
+NO_PASSWORD_PLACEHOLDER = "no-password"
 
 
 class WarehouseError(RuntimeError):
@@ -118,7 +118,7 @@ class WarehouseSettings:
                 "host": self.host,
                 "port": self.port,
                 "login": self.user,
-                "password": self.password or EMBEDDED_PASSWORD_PLACEHOLDER,
+                "password": self.password or NO_PASSWORD_PLACEHOLDER,
                 "schema": self.database,
             }
         )
