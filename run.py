@@ -16,6 +16,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent
@@ -61,11 +63,34 @@ def _uv() -> Path:
     return uv
 
 
+@contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """One set-up at a time: two runs started together must not sync the same venv at once."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as handle:
+        if os.name == "posix":
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_environment() -> Path:
     """Create or refresh .venv so it holds exactly requirements.lock plus this project."""
     python = _bin(VENV, "python")
-    if STAMP.exists() and STAMP.read_text().strip() == _wanted_stamp() and python.exists():
+    if _is_current(python):
         return python
+    with _exclusive(REPO / ".upshift" / "setup.lock"):
+        if not _is_current(python):
+            _build_environment(python)
+    return python
+
+
+def _is_current(python: Path) -> bool:
+    return python.exists() and STAMP.exists() and STAMP.read_text().strip() == _wanted_stamp()
+
+
+def _build_environment(python: Path) -> None:
     if VENV.exists() and not python.exists():
         shutil.rmtree(VENV)
     VENV.mkdir(exist_ok=True)
@@ -75,7 +100,6 @@ def ensure_environment() -> Path:
     _run(uv, "pip", "sync", "--quiet", "--python", python, LOCK)
     _run(uv, "pip", "install", "--quiet", "--python", python, "--no-deps", "--editable", REPO)
     STAMP.write_text(_wanted_stamp() + "\n")
-    return python
 
 
 def main(argv: list[str]) -> int:

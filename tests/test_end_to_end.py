@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from upshift import dbt, local_airflow
-from upshift.summary import TIERS
+from upshift.summary import TIERS, readiness_summary
 from upshift.warehouse import WarehouseSettings
 
 AS_OF = date(2025, 6, 2)
@@ -130,6 +130,26 @@ def test_tiers_are_the_four_documented_values(side: str, first_run, pg_conn: psy
     assert tiers <= set(TIERS)
     assert "Cold" in tiers
     assert tiers - {"Cold"}, "a realistic marketplace has users above Cold"
+
+
+def test_summary_counts_every_tier_and_shows_no_contact_details(
+    first_run, pg_conn: psycopg.Connection, loaded: WarehouseSettings
+) -> None:
+    contact_details = {
+        value
+        for row in pg_conn.execute(
+            sql.SQL("select email, phone from {}").format(sql.Identifier(loaded.raw_schema, "users"))
+        )
+        for value in row
+        if value and len(value) >= 6
+    }
+
+    summary = readiness_summary(pg_conn, loaded, AS_OF)
+
+    assert all(tier in summary for tier in TIERS)
+    assert "reasons:" in summary
+    assert "Quarantined raw rows" in summary
+    assert not [detail for detail in contact_details if detail in summary]
 
 
 def assert_planted_users_score_as_expected(conn: psycopg.Connection, marts: list[tuple[str, str]]) -> None:

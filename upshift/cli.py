@@ -61,14 +61,14 @@ def generate(settings: WarehouseSettings, args: argparse.Namespace) -> None:
     )
 
 
-def run_dag(settings: WarehouseSettings, as_of: date, *, full_refresh: bool = False) -> None:
+def run_dag(settings: WarehouseSettings, as_of: date, *, full_refresh: bool = False, verbose: bool = False) -> None:
     """Parse the dbt project, prepare a local Airflow, and run the DAG for `as_of`."""
     started = _step("dbt parse (writes the manifest the DAG renders from)")
     dbt.parse(settings)
     _done(started)
 
     started = _step(f"Airflow metadata database in {local_airflow.airflow_home(settings)}")
-    local_airflow.configure(settings)
+    local_airflow.configure(settings, quiet=not verbose)
     print("    migrated" if local_airflow.migrate_metadata_db() else "    up to date")
     _done(started)
 
@@ -94,7 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     generate(settings, args)
     _done(started)
 
-    run_dag(settings, args.as_of)
+    run_dag(settings, args.as_of, verbose=args.verbose)
     print_summary(settings, args.as_of)
     print(f"\nDemo finished in {time.monotonic() - total:.0f}s.")
 
@@ -108,7 +108,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     settings = warehouse.ensure_warehouse()
-    run_dag(settings, args.as_of, full_refresh=args.full_refresh)
+    run_dag(settings, args.as_of, full_refresh=args.full_refresh, verbose=args.verbose)
     print_summary(settings, args.as_of)
 
 
@@ -143,6 +143,10 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dirty-rate", type=float, default=0.01, help="share of raw rows made bad (default 0.01)")
 
 
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true", help="show every task's Airflow and dbt log")
+
+
 def _add_as_of(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--as-of", type=_as_of, default=_today_utc(), help="score as of this date, YYYY-MM-DD (default today, UTC)"
@@ -156,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="warehouse + synthetic marketplace + one DAG run + summary")
     _add_generator_options(demo)
     _add_as_of(demo)
+    _add_verbose(demo)
     demo.set_defaults(handler=cmd_demo)
 
     generate_parser = commands.add_parser("generate", help="write a synthetic marketplace into the raw schema")
@@ -165,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the DAG once for an as-of date (rerun = same result)")
     _add_as_of(run)
+    _add_verbose(run)
     run.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
     run.set_defaults(handler=cmd_run)
 

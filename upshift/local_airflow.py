@@ -53,15 +53,22 @@ def airflow_environment(settings: WarehouseSettings) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "upshift",
         "AIRFLOW__COSMOS__CACHE_DIR": str(airflow_home(settings) / "cosmos-cache"),
         f"AIRFLOW_CONN_{AIRFLOW_CONN_ID.upper()}": settings.airflow_connection(),
     }
 
 
-def configure(settings: WarehouseSettings) -> None:
-    """Point this process's Airflow at the local home and the warehouse connection."""
+def configure(settings: WarehouseSettings, *, quiet: bool = False) -> None:
+    """Point this process's Airflow at the local home and the warehouse connection.
+
+    `quiet` keeps task logs to warnings and errors (dbt prints only failures), for a terminal
+    where a person waits for the summary rather than reads every task's log.
+    """
     airflow_home(settings).mkdir(parents=True, exist_ok=True)
     os.environ.update(airflow_environment(settings))
+    if quiet:
+        os.environ.update({"AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", "DBT_QUIET": "true"})
 
 
 def migrate_metadata_db() -> bool:

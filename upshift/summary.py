@@ -133,6 +133,17 @@ def quarantine_counts(conn: psycopg.Connection, settings: WarehouseSettings, as_
     return [QuarantineCount(*row) for row in rows]
 
 
+def _reasons_text(reasons: object) -> str:
+    """The reasons' own one-line summaries when they carry them, else the JSON as stored."""
+    if (
+        isinstance(reasons, list)
+        and reasons
+        and all(isinstance(reason, dict) and "summary" in reason for reason in reasons)
+    ):
+        return "; ".join(str(reason["summary"]) for reason in reasons)
+    return json.dumps(reasons, sort_keys=True, default=str)
+
+
 def render(as_of: date, counts: list[TierCount], examples: list[ExampleUser], quarantine: list[QuarantineCount]) -> str:
     lines = [f"Upgrade readiness as of {as_of}", ""]
     lines.append(f"{'side':<8}" + "".join(f"{tier:>10}" for tier in TIERS) + f"{'suppressed':>12}")
@@ -149,7 +160,7 @@ def render(as_of: date, counts: list[TierCount], examples: list[ExampleUser], qu
         if user.suppression_reason:
             offer += f" (suppressed: {user.suppression_reason})"
         lines.append(f"  {user.side} {user.user_id}: {user.tier}, score {user.score}, offer {offer}")
-        lines.append(f"    reasons: {json.dumps(user.reasons, sort_keys=True, default=str)}")
+        lines.append(f"    reasons: {_reasons_text(user.reasons)}")
     if not examples:
         lines.append("  (no user above Cold)")
     lines += ["", "Quarantined raw rows"]
