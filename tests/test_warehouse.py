@@ -1,0 +1,86 @@
+"""Warehouse settings: defaults, the Airflow connection, secrets kept out of output."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from upshift.warehouse import WarehouseSettings, ensure_warehouse
+
+OWN_SERVER = {
+    "UPSHIFT_PG_HOST": "db.internal",
+    "UPSHIFT_PG_PORT": "6543",
+    "UPSHIFT_PG_USER": "scorer",
+    "UPSHIFT_PG_PASSWORD": "s3cret-value",
+    "UPSHIFT_PG_DATABASE": "marketplace",
+    "UPSHIFT_PG_SCHEMA": "growth",
+    "UPSHIFT_RAW_SCHEMA": "landing",
+    "UPSHIFT_HOME": "/srv/upshift",
+}
+
+
+def test_without_a_host_the_warehouse_is_embedded_with_documented_defaults() -> None:
+    settings = WarehouseSettings.from_env({"UPSHIFT_HOME": "/srv/upshift"})
+
+    assert settings.embedded
+    assert (settings.database, settings.schema, settings.raw_schema) == ("upshift", "analytics", "raw")
+    assert str(settings.embedded_data_dir).startswith("/srv/upshift")
+
+
+def test_own_server_settings_reach_dbt_unchanged() -> None:
+    settings = WarehouseSettings.from_env(OWN_SERVER)
+
+    assert not settings.embedded
+    assert settings.env() == OWN_SERVER
+
+
+def test_socket_directory_host_survives_the_airflow_connection() -> None:
+    from airflow.models.connection import Connection
+
+    settings = replace(WarehouseSettings.from_env({"UPSHIFT_HOME": "/srv/upshift"}), host="/srv/upshift/pgdata")
+
+    connection = Connection.from_json(settings.airflow_connection(), conn_id="upshift_warehouse")
+
+    assert connection.conn_type == "postgres"
+    assert connection.host == "/srv/upshift/pgdata"
+    assert (connection.port, connection.login, connection.schema) == (5432, "postgres", "upshift")
+    assert connection.password, "Cosmos' Postgres profile mapping refuses an empty password"
+
+
+def test_descriptions_never_show_the_password() -> None:
+    settings = WarehouseSettings.from_env(OWN_SERVER)
+
+    assert "s3cret-value" not in settings.describe()
+    assert "s3cret-value" not in repr(settings)
+
+
+@pytest.fixture
+def scratch_settings(
+    warehouse_server: WarehouseSettings, request: pytest.FixtureRequest
+) -> Iterator[WarehouseSettings]:
+    """Settings naming a database that does not exist yet; dropped after the test if created."""
+    prefix = getattr(request, "param", "upshift_missing")
+    settings = warehouse_server.with_database(f"{prefix}_{uuid.uuid4().hex[:8]}")
+    yield settings
+    with psycopg.connect(**warehouse_server.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(settings.database)))
+
+
+def test_ensure_warehouse_creates_a_missing_database(scratch_settings: WarehouseSettings) -> None:
+    ensure_warehouse(scratch_settings)
+
+    with psycopg.connect(**scratch_settings.conninfo()) as conn:
+        assert conn.execute("select current_database()").fetchone() == (scratch_settings.database,)
+
+
+@pytest.mark.parametrize("scratch_settings", ["upshift-with-dash", "Upshift_Mixed"], indirect=True)
+def test_database_names_that_need_quoting_work(scratch_settings: WarehouseSettings) -> None:
+    ensure_warehouse(scratch_settings)
+
+    with psycopg.connect(**scratch_settings.conninfo()) as conn:
+        assert conn.execute("select current_database()").fetchone() == (scratch_settings.database,)
