@@ -27,7 +27,8 @@ first. dbt unit tests run in CI, not here.
   --to-date 2025-06-30`. Runs go one at a time in date order, because time-in-tier reads the
   history the previous date wrote.
 - Score a specific date by hand: Trigger with config, `as_of_date` = YYYY-MM-DD.
-- Rebuild incremental models from scratch: Trigger with config, `full_refresh` = true.
+- Rebuild models with dbt's --full-refresh: Trigger with config, `full_refresh` = true. The
+  readiness_history mart is exempt (its config sets full_refresh: false), so the history survives.
 
 If the import fails with "manifest not found", run `python3 run.py demo` or
 `python -m upshift.cli dbt-parse` on the machine that parses DAGs.
@@ -83,7 +84,10 @@ AS_OF_DATE = "{{ params.as_of_date or data_interval_end | ds }}"
             False,
             type="boolean",
             title="Full refresh",
-            description="Rebuild incremental models (readiness_history) from scratch.",
+            description=(
+                "Pass --full-refresh to dbt. readiness_history is exempt (full_refresh: false): "
+                "past dates are kept and cannot be rebuilt from one run."
+            ),
         ),
     },
 )

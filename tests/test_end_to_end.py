@@ -3,23 +3,21 @@ expected, and a rerun of the same as-of date changes nothing."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from tests.planted import PLANTED_DIR, actual_quarantine, actual_readiness, expected_quarantine, expected_readiness
 from upshift import dbt, local_airflow
 from upshift.summary import TIERS, readiness_summary
 from upshift.warehouse import WarehouseSettings
 
 AS_OF = date(2025, 6, 2)
-PLANTED = Path(__file__).parent / "fixtures" / "planted"
 MARKETPLACE = {"clients": 300, "workers": 150, "days": 120, "seed": 11, "dirty_rate": 0.02}
 SIDES = {"client": "client_readiness", "worker": "worker_readiness"}
 
@@ -32,8 +30,7 @@ def loaded(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> Warehou
     from upshift.generator import generate_marketplace, load_planted
 
     generate_marketplace(pg_conn, schema=warehouse.raw_schema, as_of=AS_OF, progress=False, **MARKETPLACE)
-    if PLANTED.is_dir():
-        load_planted(pg_conn, PLANTED, as_of=AS_OF, schema=warehouse.raw_schema)
+    load_planted(pg_conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
     pg_conn.commit()
     return warehouse
 
@@ -152,45 +149,19 @@ def test_summary_counts_every_tier_and_shows_no_contact_details(
     assert not [detail for detail in contact_details if detail in summary]
 
 
-def assert_planted_users_score_as_expected(conn: psycopg.Connection, marts: list[tuple[str, str]]) -> None:
-    """Planted users (tests/fixtures/planted) land in the tier, score and offer the fixture expects.
+def test_planted_users_get_their_expected_tier_reasons_and_offer(first_run, pg_conn: psycopg.Connection, marts) -> None:
+    expected = expected_readiness()
+    (marts_schema,) = {schema for schema, table in marts if table == "client_readiness"}
 
-    PLACEHOLDER for the dbt owner: extend with the fired signals in readiness_reasons and with
-    tests/fixtures/planted/expected_quarantine.csv against the quarantine model.
-    """
-    expected_file = PLANTED / "expected_readiness.csv"
-    if not expected_file.exists():
-        pytest.skip("no planted expectations in tests/fixtures/planted")
-    with expected_file.open(newline="") as handle:
-        expected = {row["user_id"]: row for row in csv.DictReader(handle)}
-    actual = {}
-    for side, mart in SIDES.items():
-        rows = conn.execute(
-            sql.SQL(
-                "select user_id, readiness_score, readiness_tier, offer_code, suppression_reason "
-                "from {} where user_id = any(%s)"
-            ).format(_mart(marts, mart)),
-            (list(expected),),
-        )
-        actual.update({row[0]: (side, *row[1:]) for row in rows})
+    actual = actual_readiness(pg_conn, marts_schema, list(expected))
 
-    mismatches = {
-        user_id: {"expected": want, "actual": actual.get(user_id)}
-        for user_id, want in expected.items()
-        if actual.get(user_id)
-        != (
-            want["role"],
-            int(want["readiness_score"]),
-            want["readiness_tier"],
-            want["offer_code"] or None,
-            want["suppression_reason"] or None,
-        )
-    }
-    assert not mismatches, json.dumps(mismatches, indent=2, default=str)
+    assert actual == expected
 
 
-def test_planted_users_score_as_expected(first_run, pg_conn: psycopg.Connection, marts) -> None:
-    assert_planted_users_score_as_expected(pg_conn, marts)
+def test_every_planted_dirty_row_is_quarantined_with_its_reason(first_run, pg_conn: psycopg.Connection, marts) -> None:
+    (marts_schema,) = {schema for schema, table in marts if table == "raw_quarantine"}
+
+    assert actual_quarantine(pg_conn, marts_schema) == expected_quarantine()
 
 
 def test_rerunning_the_same_as_of_date_leaves_every_mart_identical(
