@@ -1,0 +1,66 @@
+"""What the emulator received, without secrets or personal data.
+
+Entries keep method, a redacted path, status, timing, object counts and the injected fault;
+never headers (API keys), bodies, query strings or anything that looks like an email address
+or phone number, so the log can be printed by tests and the demo.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from typing import Any
+
+_EMAIL = re.compile(r"[^/@\s]+@[^/@\s]+")
+_PHONE = re.compile(r"\+?\d[\d\-\s().]{7,}\d")
+
+
+def redact_path(path: str) -> str:
+    """The path without its query string, with email addresses and phone numbers masked."""
+    bare = path.split("?", 1)[0]
+    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", bare))
+
+
+class RequestLog:
+    """A bounded, thread-safe list of request summaries."""
+
+    def __init__(self, capacity: int = 2000) -> None:
+        self._lock = threading.Lock()
+        self._entries: deque[dict[str, Any]] = deque(maxlen=capacity)
+        self._seq = 0
+
+    def record(
+        self,
+        platform: str,
+        method: str,
+        path: str,
+        status: int | None,
+        started: float,
+        fault: str | None = None,
+        objects: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        with self._lock:
+            self._seq += 1
+            entry = {
+                "seq": self._seq,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                "platform": platform,
+                "method": method,
+                "path": redact_path(path),
+                "status": status,
+                "duration_ms": round((time.time() - started) * 1000, 1),
+                "fault": fault,
+                "objects": objects or {},
+            }
+            self._entries.append(entry)
+            return entry
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(entry) for entry in self._entries]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
