@@ -1,0 +1,309 @@
+"""Read a stage's suite and the gate configuration, and render them for one run.
+
+The suites (`expectations/suites/<stage>.yml`) say what is checked; `expectations/gates.yml`
+says how strictly (severity, thresholds). This module joins the two into a `StagePlan`: every
+expectation expanded over its `for_each` targets, with `${name}` placeholders filled from the
+check's thresholds, the target's variables and the run (as-of date, schemas). It imports no
+Great Expectations, so a broken configuration fails fast and is testable without a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from upshift.dbt import DBT_PROJECT_DIR
+from upshift.warehouse import REPO_ROOT, WarehouseSettings
+
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+CONFIG_FILE = "gates.yml"
+SEVERITIES = ("blocking", "warning")
+# Great Expectations' own severity names, by ours.
+GX_SEVERITY = {"blocking": "critical", "warning": "warning"}
+# The dbt var whose grace the raw gate shares, so a row dbt keeps never fails the gate.
+FUTURE_GRACE_VAR = "quarantine_future_grace_days"
+_PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+_SCHEMA_LAYERS = ("raw", "staging", "intermediate", "marts")
+
+
+class GateConfigError(ValueError):
+    """The suites and gates.yml do not fit together; the message names the file and entry."""
+
+
+class GateNotDefined(GateConfigError):
+    """The stage exists in the pipeline but has no gate yet (gates.yml sets it to null)."""
+
+
+class Sql(str):
+    """Text already rendered as SQL (a quoted identifier, a literal): inserted as is."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A table or query the stage validates, with the column that identifies its rows."""
+
+    name: str
+    schema: str
+    key: str
+    table: str | None = None
+    query: str | None = None
+
+    @property
+    def relation(self) -> str:
+        """The asset as SQL, for re-running an unexpected-rows query to fetch sample rows."""
+        if self.table is None:
+            raise GateConfigError(f"asset {self.name} is a query; only table assets have a relation")
+        return f"{quote_identifier(self.schema)}.{quote_identifier(self.table)}"
+
+
+@dataclass(frozen=True)
+class PlannedExpectation:
+    """One Great Expectations expectation, rendered for a run, with our name and severity."""
+
+    check: str
+    target: str
+    asset: str
+    severity: str
+    expectation_type: str
+    kwargs: dict[str, Any]
+    description: str
+
+    @property
+    def name(self) -> str:
+        """`check[target]`, e.g. `keys_mostly_present[bookings.client_id]`: what logs show."""
+        return f"{self.check}[{self.target}]"
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """Everything one gate run validates, fully rendered."""
+
+    stage: str
+    description: str
+    assets: dict[str, Asset]
+    expectations: list[PlannedExpectation]
+    sample_rows: int
+    pii_columns: frozenset[str]
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except FileNotFoundError as error:
+        raise GateConfigError(f"{path} is missing") from error
+    except yaml.YAMLError as error:
+        raise GateConfigError(f"{path} is not valid YAML: {error}") from error
+
+
+def future_grace_days() -> int:
+    """dbt's `quarantine_future_grace_days`, read from dbt_project.yml (the one place it lives)."""
+    project = _read_yaml(DBT_PROJECT_DIR / "dbt_project.yml")
+    value = (project.get("vars") or {}).get(FUTURE_GRACE_VAR)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise GateConfigError(f"dbt_project.yml: var {FUTURE_GRACE_VAR} must be a whole number of days, got {value!r}")
+    return value
+
+
+def stage_names(expectations_dir: Path = EXPECTATIONS_DIR) -> list[str]:
+    """Every stage gates.yml lists, including those whose gate is not defined yet."""
+    return list(_gates_config(expectations_dir)["stages"])
+
+
+def _gates_config(expectations_dir: Path) -> dict[str, Any]:
+    path = expectations_dir / CONFIG_FILE
+    config = _read_yaml(path)
+    if not isinstance(config, dict) or not isinstance(config.get("stages"), dict):
+        raise GateConfigError(f"{path}: expected a mapping with a `stages` mapping")
+    return config
+
+
+def _timestamp_literal(day: dt.date) -> Sql:
+    return Sql(f"cast('{day.isoformat()} 00:00:00+00' as timestamp with time zone)")
+
+
+def _run_variables(settings: WarehouseSettings, as_of: dt.date, grace_days: int) -> dict[str, Any]:
+    schemas = {
+        "raw": settings.raw_schema,
+        "staging": f"{settings.schema}_staging",
+        "intermediate": f"{settings.schema}_intermediate",
+        "marts": f"{settings.schema}_marts",
+    }
+    return {
+        "as_of": as_of,
+        "as_of_at": _timestamp_literal(as_of),
+        "future_cutoff_at": _timestamp_literal(as_of + dt.timedelta(days=grace_days)),
+        "future_grace_days": grace_days,
+        **{layer: Sql(quote_identifier(name)) for layer, name in schemas.items()},
+    }, schemas
+
+
+def _sql_value(value: Any, name: str, where: str) -> str:
+    """Render a variable inside SQL text. Strings must be plain identifiers: no quoting games."""
+    if isinstance(value, Sql):
+        return str(value)
+    if isinstance(value, dt.date):
+        return f"cast('{value.isoformat()}' as date)"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise GateConfigError(f"{where}: ${{{name}}} is {value!r}, which cannot be written into SQL")
+    if isinstance(value, str) and not _IDENTIFIER.match(value):
+        raise GateConfigError(f"{where}: ${{{name}}} = {value!r} must be a lowercase identifier to be used in SQL")
+    return str(value)
+
+
+def render(value: Any, variables: Mapping[str, Any], where: str) -> Any:
+    """Fill `${name}` placeholders: a whole-string placeholder keeps the variable's type
+    (a threshold stays a number, a value list a list); inside text it is rendered as SQL."""
+    if isinstance(value, dict):
+        return {key: render(item, variables, where) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render(item, variables, where) for item in value]
+    if not isinstance(value, str):
+        return value
+    missing = sorted({name for name in _PLACEHOLDER.findall(value) if name not in variables})
+    if missing:
+        raise GateConfigError(f"{where}: no value for {', '.join('${' + name + '}' for name in missing)}")
+    whole = _PLACEHOLDER.fullmatch(value)
+    if whole:
+        found = variables[whole.group(1)]
+        return str(found) if isinstance(found, Sql) else found
+    return _PLACEHOLDER.sub(lambda match: _sql_value(variables[match.group(1)], match.group(1), where), value)
+
+
+def _merge(where: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        clash = sorted(set(merged) & set(layer))
+        if clash:
+            raise GateConfigError(f"{where}: variable {', '.join(clash)} is defined twice")
+        merged.update(layer)
+    return merged
+
+
+def _assets(suite: dict[str, Any], schemas: dict[str, str], variables: dict[str, Any], path: Path) -> dict[str, Asset]:
+    assets = {}
+    for name, spec in (suite.get("assets") or {}).items():
+        where = f"{path}: asset {name}"
+        if not isinstance(spec, dict) or spec.get("schema") not in _SCHEMA_LAYERS or not spec.get("key"):
+            raise GateConfigError(f"{where}: needs `schema` (one of {', '.join(_SCHEMA_LAYERS)}) and `key`")
+        if ("table" in spec) == ("query" in spec):
+            raise GateConfigError(f"{where}: needs exactly one of `table` and `query`")
+        assets[name] = Asset(
+            name=name,
+            schema=schemas[spec["schema"]],
+            key=spec["key"],
+            table=spec.get("table"),
+            query=render(spec["query"], variables, where) if "query" in spec else None,
+        )
+    if not assets:
+        raise GateConfigError(f"{path}: defines no assets")
+    return assets
+
+
+def _expand(
+    entry: dict[str, Any],
+    check: dict[str, Any],
+    assets: dict[str, Asset],
+    run_variables: dict[str, Any],
+    pii_columns: frozenset[str],
+    path: Path,
+) -> list[PlannedExpectation]:
+    name = entry.get("name")
+    where = f"{path}: expectation {name}"
+    if not entry.get("type") or not isinstance(entry.get("for_each"), list):
+        raise GateConfigError(f"{where}: needs `type` and a `for_each` list of targets")
+    thresholds = {key: value for key, value in check.items() if key != "severity"}
+    planned = []
+    for target_vars in entry["for_each"]:
+        asset = assets.get(target_vars.get("asset"))
+        if asset is None:
+            raise GateConfigError(f"{where}: target {target_vars} names no asset of the suite")
+        if entry["type"] == "UnexpectedRowsExpectation" and asset.table is None:
+            raise GateConfigError(f"{where}: SQL expectations run on table assets only ({asset.name} is a query)")
+        column = target_vars.get("column")
+        target = f"{asset.name}.{column}" if column else asset.name
+        variables = _merge(where, run_variables, thresholds, {"key": asset.key}, target_vars)
+        kwargs = render(entry.get("kwargs") or {}, variables, f"{where}[{target}]")
+        if kwargs.get("column") in pii_columns:
+            raise GateConfigError(f"{where}[{target}]: {kwargs['column']} is a PII column and is never validated")
+        planned.append(
+            PlannedExpectation(
+                check=name,
+                target=target,
+                asset=asset.name,
+                severity=check["severity"],
+                expectation_type=entry["type"],
+                kwargs=kwargs,
+                description=" ".join(str(entry.get("description") or "").split()),
+            )
+        )
+    return planned
+
+
+def load_stage_plan(
+    stage: str,
+    settings: WarehouseSettings,
+    as_of: dt.date,
+    expectations_dir: Path = EXPECTATIONS_DIR,
+) -> StagePlan:
+    """The stage's suite rendered for `as_of` against the settings' schemas."""
+    config = _gates_config(expectations_dir)
+    config_path = expectations_dir / CONFIG_FILE
+    if stage not in config["stages"]:
+        raise GateConfigError(f"{config_path}: no stage {stage!r}; stages are {', '.join(config['stages'])}")
+    checks = config["stages"][stage]
+    if checks is None:
+        raise GateNotDefined(
+            f"The {stage} gate is not defined yet: {config_path} keeps it as a stub until the models it "
+            "validates exist (see expectations/README.md)."
+        )
+    suite_path = expectations_dir / "suites" / f"{stage}.yml"
+    suite = _read_yaml(suite_path)
+    if not isinstance(suite, dict) or suite.get("stage") != stage:
+        raise GateConfigError(f"{suite_path}: expected a mapping with `stage: {stage}`")
+
+    entries = suite.get("expectations") or []
+    names = [entry.get("name") for entry in entries]
+    for check_name, check in checks.items():
+        if not isinstance(check, dict) or check.get("severity") not in SEVERITIES:
+            raise GateConfigError(
+                f"{config_path}: {stage}.{check_name} needs `severity: blocking` or `severity: warning`"
+            )
+    unconfigured = [name for name in names if name not in checks]
+    unused = [name for name in checks if name not in names]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if unconfigured or unused or duplicated:
+        raise GateConfigError(
+            f"{suite_path} and {config_path} disagree: "
+            f"in the suite but not configured: {unconfigured or 'none'}; "
+            f"configured but not in the suite: {unused or 'none'}; "
+            f"named twice in the suite: {duplicated or 'none'}"
+        )
+
+    run_variables, schemas = _run_variables(settings, as_of, future_grace_days())
+    pii_columns = frozenset(config.get("pii_columns") or ())
+    assets = _assets(suite, schemas, run_variables, suite_path)
+    expectations = [
+        planned
+        for entry in entries
+        for planned in _expand(entry, checks[entry["name"]], assets, run_variables, pii_columns, suite_path)
+    ]
+    return StagePlan(
+        stage=stage,
+        description=" ".join(str(suite.get("description") or "").split()),
+        assets=assets,
+        expectations=expectations,
+        sample_rows=int(config.get("sample_rows", 5)),
+        pii_columns=pii_columns,
+    )

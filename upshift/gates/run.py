@@ -1,0 +1,205 @@
+"""run_gate: validate one stage's warehouse tables with Great Expectations and judge the result.
+
+Great Expectations runs against the warehouse itself through its SQL datasource (every metric
+is a query; no table is pulled into pandas), in an ephemeral context built here: nothing is
+read from or written to a GX project directory, no GX Cloud, no analytics. One validation
+definition per asset of the stage's suite; together they are the stage's checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from upshift.gates.config import GX_SEVERITY, Asset, PlannedExpectation, StagePlan, load_stage_plan
+from upshift.gates.report import REPORT_FILE, report_directory, write_report
+from upshift.gates.result import ExpectationResult, GateResult
+from upshift.warehouse import WarehouseError, WarehouseSettings
+
+if TYPE_CHECKING:
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+        ExpectationValidationResult,
+    )
+    from great_expectations.data_context import AbstractDataContext
+
+DATASOURCE_NAME = "upshift_warehouse"
+
+
+def sqlalchemy_url(settings: WarehouseSettings) -> str:
+    """The warehouse as a SQLAlchemy URL (psycopg2); a socket directory goes in `?host=`.
+
+    Holds the password when there is one: pass it to the datasource, never to a log.
+    """
+    from sqlalchemy.engine import URL
+
+    if settings.host is None:
+        raise WarehouseError("The warehouse host is unknown: call ensure_warehouse() first.")
+    socket_dir = settings.host.startswith("/")
+    url = URL.create(
+        "postgresql+psycopg2",
+        username=settings.user,
+        password=settings.password or None,
+        host=None if socket_dir else settings.host,
+        port=None if socket_dir else settings.port,
+        database=settings.database,
+        query={"host": settings.host, "port": str(settings.port)} if socket_dir else {},
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def _context() -> AbstractDataContext:
+    # Read when great_expectations is imported and when the context starts.
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _validate(plan: StagePlan, settings: WarehouseSettings) -> list[tuple[Asset, ExpectationSuiteValidationResult]]:
+    import great_expectations as gx
+
+    context = _context()
+    datasource = context.data_sources.add_sql(name=DATASOURCE_NAME, connection_string=sqlalchemy_url(settings))
+    outcomes = []
+    for asset in plan.assets.values():
+        planned = [expectation for expectation in plan.expectations if expectation.asset == asset.name]
+        if not planned:
+            continue
+        if asset.table is not None:
+            data_asset = datasource.add_table_asset(name=asset.name, table_name=asset.table, schema_name=asset.schema)
+        else:
+            data_asset = datasource.add_query_asset(name=asset.name, query=asset.query)
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{plan.stage}.{asset.name}"))
+        for expectation in planned:
+            suite.add_expectation(_expectation(expectation))
+        validation = context.validation_definitions.add(
+            gx.ValidationDefinition(
+                name=f"{plan.stage}.{asset.name}",
+                data=data_asset.add_batch_definition_whole_table(asset.name),
+                suite=suite,
+            )
+        )
+        result_format = {
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": plan.sample_rows,
+            "unexpected_index_column_names": [asset.key],
+        }
+        outcomes.append((asset, validation.run(result_format=result_format)))
+    return outcomes
+
+
+def _expectation(planned: PlannedExpectation) -> Any:
+    import great_expectations as gx
+
+    expectation_class = getattr(gx.expectations, planned.expectation_type, None)
+    if expectation_class is None:
+        raise ValueError(f"{planned.name}: great_expectations has no expectation {planned.expectation_type}")
+    return expectation_class(
+        **planned.kwargs,
+        severity=GX_SEVERITY[planned.severity],
+        description=planned.description or None,
+        meta={"upshift_name": planned.name},
+    )
+
+
+def _without_pii(row: dict[str, Any], pii_columns: frozenset[str]) -> dict[str, Any]:
+    return {key: value for key, value in row.items() if key not in pii_columns}
+
+
+def _unexpected_rows_sample(
+    conn: psycopg.Connection, planned: PlannedExpectation, asset: Asset, limit: int
+) -> list[dict[str, Any]]:
+    """Re-run a failed SQL expectation's query with a limit: GX's SUMMARY format keeps only the count."""
+    query = planned.kwargs["unexpected_rows_query"].format(batch=asset.relation)
+    cursor = conn.execute(
+        sql.SQL("select * from ({}) as unexpected limit {}").format(sql.SQL(query), sql.Literal(limit))
+    )
+    columns = [column.name for column in cursor.description or ()]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _error_message(exception_info: Any) -> str | None:
+    """The first exception message GX recorded for an expectation (its info nests per metric)."""
+    if isinstance(exception_info, dict):
+        if exception_info.get("exception_message"):
+            return str(exception_info["exception_message"]).strip().splitlines()[0]
+        for value in exception_info.values():
+            message = _error_message(value)
+            if message:
+                return message
+    return None
+
+
+def _expectation_result(
+    planned: PlannedExpectation,
+    validation: ExpectationValidationResult,
+    asset: Asset,
+    plan: StagePlan,
+    conn: psycopg.Connection,
+) -> ExpectationResult:
+    result = validation.result or {}
+    error = _error_message(validation.exception_info)
+    samples: list[dict[str, Any]] = []
+    if not validation.success and error is None:
+        if planned.expectation_type == "UnexpectedRowsExpectation":
+            samples = _unexpected_rows_sample(conn, planned, asset, plan.sample_rows)
+        else:
+            samples = list(result.get("partial_unexpected_index_list") or [])
+            if not samples:
+                samples = [{"value": value} for value in result.get("partial_unexpected_list") or []]
+    return ExpectationResult(
+        name=planned.name,
+        check=planned.check,
+        target=planned.target,
+        severity=planned.severity,
+        expectation_type=planned.expectation_type,
+        description=planned.description,
+        success=bool(validation.success),
+        observed_value=result.get("observed_value"),
+        unexpected_count=result.get("unexpected_count"),
+        element_count=result.get("element_count"),
+        sample_rows=[_without_pii(row, plan.pii_columns) for row in samples[: plan.sample_rows]],
+        error=error,
+    )
+
+
+def _strip_pii(value: Any, pii_columns: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {key: _strip_pii(item, pii_columns) for key, item in value.items() if key not in pii_columns}
+    if isinstance(value, list):
+        return [_strip_pii(item, pii_columns) for item in value]
+    return value
+
+
+def run_gate(stage: str, settings: WarehouseSettings, as_of: dt.date) -> GateResult:
+    """Validate `stage` for `as_of` and write its report; `passed` is False on a blocking failure.
+
+    Raises GateConfigError (or GateNotDefined) when the configuration is broken or the stage has
+    no gate yet, and lets connection errors through: neither is a data-quality verdict.
+    """
+    plan = load_stage_plan(stage, settings, as_of)
+    outcomes = _validate(plan, settings)
+    by_name = {expectation.name: expectation for expectation in plan.expectations}
+    results = []
+    with psycopg.connect(**settings.conninfo(), autocommit=True) as conn:
+        for asset, suite_result in outcomes:
+            for validation in suite_result.results:
+                planned = by_name[validation.expectation_config.meta["upshift_name"]]
+                results.append(_expectation_result(planned, validation, asset, plan, conn))
+    gate = GateResult(
+        stage=stage,
+        as_of=as_of,
+        results=results,
+        report_path=report_directory(settings, stage, as_of) / REPORT_FILE,
+    )
+    validations = [_strip_pii(suite_result.describe_dict(), plan.pii_columns) for _, suite_result in outcomes]
+    write_report(gate, plan.description, validations)
+    return gate
