@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from typing import Any
+from urllib.parse import unquote
 
 _EMAIL = re.compile(r"[^/@\s]+@[^/@\s]+")
 _PHONE = re.compile(r"\+?\d[\d\-\s().]{7,}\d")
@@ -19,7 +20,7 @@ _PHONE = re.compile(r"\+?\d[\d\-\s().]{7,}\d")
 
 def redact_path(path: str) -> str:
     """The path without its query string, with email addresses and phone numbers masked."""
-    bare = path.split("?", 1)[0]
+    bare = unquote(path.split("?", 1)[0])
     return _PHONE.sub("<phone>", _EMAIL.sub("<email>", bare))
 
 
