@@ -120,6 +120,18 @@ def test_braze_track_accepts_75_attributes_and_rejects_76_whole(emulator):
     assert len(state(emulator)["braze"]["users"]) == 75
 
 
+def test_bodies_over_the_size_limit_are_refused_with_413():
+    settings = SETTINGS.with_overrides(max_body_bytes=2000)
+    payload = {"attributes": [attribute(f"u{index}", note="x" * 100) for index in range(20)]}
+
+    with serve_in_thread(settings) as running:
+        response = braze(running, "/users/track", payload)
+        users = state(running)["braze"]["users"]
+
+    assert response.status_code == 413
+    assert users == []
+
+
 def test_braze_combined_object_cap_is_a_setting():
     settings = SETTINGS.with_overrides(braze_max_objects_combined=50)
     payload = {"attributes": [attribute(f"u{i}") for i in range(30)], "events": [event(f"u{i}") for i in range(30)]}

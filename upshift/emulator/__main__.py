@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from upshift.emulator.server import make_server
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"upshift emulator: {error}", file=sys.stderr)
         return 2
+    # As PID 1 in a container SIGTERM has no default action; make `docker stop` end it at once.
+    signal.signal(signal.SIGTERM, _interrupt)
     host, port = server.server_address[:2]
     print(f"upshift emulator listening on http://{host}:{port} (Braze at /braze, Iterable at /iterable)", flush=True)
     try:
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

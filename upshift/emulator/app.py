@@ -10,8 +10,8 @@ Order of checks for an API request, as a client observes it: unknown path 404, w
 (Braze: `Authorization: Bearer <key>`, https://www.braze.com/docs/api/basics/; Iterable:
 `Api-Key` or `Api_Key` header,
 https://support.iterable.com/hc/en-us/articles/41044692130196-Getting-Started-with-Iterable-s-API),
-injected delay, injected disconnect / 429 / 5xx, the rate limit, body size (413), JSON, then
-the model.
+injected delay, injected disconnect or 429, the rate limit, injected 5xx, body size (413),
+JSON, the model, and last an injected `process_then_500`.
 """
 
 from __future__ import annotations

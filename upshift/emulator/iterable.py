@@ -170,6 +170,8 @@ class IterableProject:
                     outcome.fail(key_stem, email, user_id)
                     continue
                 profile = self._upsert(email, user_id)
+                if isinstance(item.get("dataFields"), dict):
+                    outcome.created_fields += self._register_types(item["dataFields"])
                 self._record_event(item, profile)
                 outcome.success += 1
         return Reply(200, outcome.body(disallowedEventNames=[]))
@@ -331,19 +333,25 @@ class IterableProject:
         return profile
 
     def _merge(self, profile: dict[str, Any], data_fields: dict[str, Any], item: dict[str, Any]) -> list[str]:
-        created = []
+        created = self._register_types(data_fields)
         merge_nested = item.get("mergeNestedObjects") is True
         current = profile["dataFields"]
         for key, value in data_fields.items():
-            kind = _kind(value)
-            if kind and key not in self._field_types:
-                self._field_types[key] = kind
-                created.append(key)
             if merge_nested and isinstance(value, dict) and isinstance(current.get(key), dict):
                 current[key] = {**current[key], **value}
             else:
                 current[key] = value
         profile["profileUpdatedAt"] = _iterable_time()
+        return created
+
+    def _register_types(self, data_fields: dict[str, Any]) -> list[str]:
+        """Remember the type of each new field (Iterable checks types project-wide); the new names."""
+        created = []
+        for key, value in data_fields.items():
+            kind = _kind(value)
+            if kind and key not in self._field_types:
+                self._field_types[key] = kind
+                created.append(key)
         return created
 
 

@@ -68,7 +68,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Replace the default stderr line (which carries the raw path) with a redacted one."""
-        logger.info("%s %s", self.command, redact_path(getattr(self, "path", "")))
+        status = args[1] if format.startswith('"%s" %s') and len(args) > 1 else ""
+        logger.info("%s %s %s", getattr(self, "command", ""), redact_path(getattr(self, "path", "")), status)
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
