@@ -23,7 +23,7 @@ Usage in a test::
 """
 
 from upshift.emulator.app import Emulator
-from upshift.emulator.server import RunningEmulator, running, serve_in_thread, start_subprocess
+from upshift.emulator.server import RunningEmulator, serve_in_thread, start_subprocess
 from upshift.emulator.settings import EmulatorSettings
 
-__all__ = ["Emulator", "EmulatorSettings", "RunningEmulator", "running", "serve_in_thread", "start_subprocess"]
+__all__ = ["Emulator", "EmulatorSettings", "RunningEmulator", "serve_in_thread", "start_subprocess"]

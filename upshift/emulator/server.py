@@ -13,8 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -163,16 +161,6 @@ def start_subprocess(
             process.stdout.close()
 
     return RunningEmulator(url, settings, None, stop)
-
-
-@contextmanager
-def running(settings: EmulatorSettings | None = None) -> Iterator[RunningEmulator]:
-    """`with running() as emulator:` - an in-process emulator for the block."""
-    started = serve_in_thread(settings)
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 def _read_url(process: subprocess.Popen[str], timeout: float) -> str:
