@@ -57,6 +57,8 @@ def test_dbt_unit_tests_pass(built: WarehouseSettings) -> None:
         "worker_signals_fire_exactly_at_their_edges",
         "tiers_change_exactly_at_their_boundaries",
         "offers_are_suppressed_for_what_users_already_have",
+        "touchpoints_follow_the_sequence_and_stop_at_conversion",
+        "platform_comparisons_come_from_the_data",
     } <= names
     assert {str(result.status) for result in results} == {"pass"}
 
@@ -121,10 +123,81 @@ def test_tier_entry_triggers_follow_the_history(pg_conn: psycopg.Connection, mar
     assert sorted(rows) == [("planted_c_overdue", "entered_overdue"), ("planted_c_ready", "entered_ready")]
 
 
+def test_sync_payloads_carry_no_personal_data(pg_conn: psycopg.Connection, marts_schema: str) -> None:
+    leaks = pg_conn.execute(
+        sql.SQL(
+            """
+            select sync.external_id
+            from {} as sync
+            inner join {} as users
+                on sync.external_id = users.user_id
+            where strpos(sync.attributes::text, users.email) > 0 or strpos(sync.attributes::text, users.phone) > 0
+            """
+        ).format(sql.Identifier(marts_schema, "sync_braze__users"), sql.Identifier("raw", "users"))
+    ).fetchall()
+    synced = pg_conn.execute(
+        sql.SQL("select count(*) from {}").format(sql.Identifier(marts_schema, "sync_braze__users"))
+    ).fetchone()[0]
+
+    assert synced > 0
+    assert leaks == []
+
+
+def test_held_out_users_are_scored_but_receive_nothing(
+    pg_conn: psycopg.Connection, built: WarehouseSettings, marts_schema: str
+) -> None:
+    """planted_c_holdout_4 is Ready like planted_c_ready, but its id hashes into the 10% holdout."""
+    holdout = sql.Identifier(f"{built.schema}_intermediate", "int_users_holdout_assigned")
+    reached = pg_conn.execute(
+        sql.SQL(
+            """
+            select user_id from {users} where user_id in (select user_id from {holdout} where is_holdout)
+            union all
+            select user_id from {events} where user_id in (select user_id from {holdout} where is_holdout)
+            """
+        ).format(
+            users=sql.Identifier(marts_schema, "sync_iterable__users"),
+            events=sql.Identifier(marts_schema, "sync_iterable__events"),
+            holdout=holdout,
+        )
+    ).fetchall()
+    planted_statuses = pg_conn.execute(
+        sql.SQL("select distinct touchpoint_status from {} where user_id = 'planted_c_holdout_4'").format(
+            sql.Identifier(marts_schema, "touchpoint_plan")
+        )
+    ).fetchall()
+
+    assert reached == []
+    assert planted_statuses == [("held_out",)]
+
+
+def test_a_ready_user_gets_the_in_app_touch_now_and_email_later(pg_conn: psycopg.Connection, marts_schema: str) -> None:
+    rows = pg_conn.execute(
+        sql.SQL(
+            "select step, channel, touchpoint_status from {} "
+            "where user_id = 'planted_w_ready' and trigger_type = 'entered_ready' order by step"
+        ).format(sql.Identifier(marts_schema, "touchpoint_plan"))
+    ).fetchall()
+
+    assert rows == [(1, "in_app", "due"), (2, "email", "scheduled"), (3, "sms", "scheduled")]
+
+
 def test_rerunning_the_same_date_leaves_every_mart_identical(
     built: WarehouseSettings, pg_conn: psycopg.Connection, marts_schema: str
 ) -> None:
-    marts = ["client_readiness", "worker_readiness", "readiness_history", "readiness_triggers", "raw_quarantine"]
+    marts = [
+        "client_readiness",
+        "worker_readiness",
+        "readiness_history",
+        "readiness_triggers",
+        "raw_quarantine",
+        "touchpoint_plan",
+        "platform_benchmarks",
+        "sync_braze__users",
+        "sync_iterable__users",
+        "sync_braze__events",
+        "sync_iterable__events",
+    ]
     before = {table: _checksum(pg_conn, marts_schema, table) for table in marts}
 
     _build(built, AS_OF)

@@ -28,3 +28,17 @@
         else 'Cold'
     end
 {%- endmacro %}
+
+{#- A stable bucket 0-9999 for a user, from a hash of the configured salt and the
+    id: the same user always lands in the same bucket, across runs and dates. -#}
+{% macro holdout_bucket(user_id) -%}
+    {{ return(adapter.dispatch('holdout_bucket', 'upshift')(user_id)) }}
+{%- endmacro %}
+
+{% macro default__holdout_bucket(user_id) -%}
+    mod(
+        cast(('x' || substr(md5('{{ var("holdout_salt") }}' || '|' || {{ user_id }}), 1, 8)) as bit(32))::bigint
+        & 2147483647,
+        10000
+    )
+{%- endmacro %}

@@ -1,0 +1,148 @@
+{#- Platform-wide comparisons the messages quote, computed from the data for the
+    as-of date (one row), never constants:
+    - how much faster clients on a paid plan hire: the median time from a search
+      to the same client's next completed booking in the same category (within
+      benchmark_search_to_hire_max_days), paid plan holders vs free clients, over
+      the last benchmark_window_days days;
+    - how many more contacts per profile view promoted workers get: contacts /
+      views over the last 30 days of workers holding a worker boost plan vs the
+      others.
+    A comparison is null when either group has no data. -#}
+{%- set window_days = var('benchmark_window_days') -%}
+{%- set max_days = var('benchmark_search_to_hire_max_days') -%}
+
+with
+
+plans as (
+
+    select * from {{ ref('int_users_plans_resolved') }}
+
+),
+
+boost_plans as (
+
+    select plan_code from {{ ref('plan_catalog') }}
+    where is_worker_boost
+
+),
+
+searches as (
+
+    select
+        search_id,
+        client_id,
+        category,
+        searched_at
+    from {{ ref('int_searches_validated') }}
+    where
+        is_valid
+        and {{ in_window('searched_at', window_days) }}
+
+),
+
+hires as (
+
+    select
+        client_id,
+        category,
+        booked_at
+    from {{ ref('int_bookings_validated') }}
+    where
+        is_valid
+        and booking_status = 'completed'
+        and {{ in_window('booked_at', window_days + max_days) }}
+
+),
+
+search_to_hire as (
+
+    select
+        searches.search_id,
+        searches.client_id,
+        min({{ dbt.datediff('searches.searched_at', 'hires.booked_at', 'second') }}) / 3600.0 as hours_to_hire
+    from searches
+    inner join hires
+        on
+            searches.client_id = hires.client_id
+            and searches.category = hires.category
+            and searches.searched_at < hires.booked_at
+            and {{ dbt.dateadd('day', max_days, 'searches.searched_at') }} >= hires.booked_at
+            and hires.booked_at < {{ as_of_timestamp() }}
+    group by
+        searches.search_id,
+        searches.client_id
+
+),
+
+client_speed as (
+
+    select
+        percentile_cont(0.5) within group (order by case when plans.current_plan_rank > 0 then search_to_hire.hours_to_hire end)
+            as paid_client_median_hours_to_hire,
+        percentile_cont(0.5) within group (order by case when plans.current_plan_rank = 0 then search_to_hire.hours_to_hire end)
+            as free_client_median_hours_to_hire,
+        count(case when plans.current_plan_rank > 0 then 1 end) as paid_client_hires_measured,
+        count(case when plans.current_plan_rank = 0 then 1 end) as free_client_hires_measured
+    from search_to_hire
+    inner join plans
+        on search_to_hire.client_id = plans.user_id
+
+),
+
+worker_reach as (
+
+    select
+        plans.current_plan_code in (select boost_plans.plan_code from boost_plans) as is_promoted,
+        sum(workers.view_spike_view_count) as profile_views,
+        sum(workers.view_spike_contact_count) as contacts,
+        count(*) as workers
+    from {{ ref('int_workers_signals_evaluated') }} as workers
+    inner join plans
+        on workers.worker_id = plans.user_id
+    group by plans.current_plan_code in (select boost_plans.plan_code from boost_plans)
+
+),
+
+worker_rates as (
+
+    select
+        max(case when is_promoted then cast(contacts as numeric) / nullif(profile_views, 0) end)
+            as promoted_worker_contact_rate,
+        max(case when not is_promoted then cast(contacts as numeric) / nullif(profile_views, 0) end)
+            as other_worker_contact_rate,
+        coalesce(max(case when is_promoted then workers end), 0) as promoted_workers_measured,
+        coalesce(max(case when not is_promoted then workers end), 0) as other_workers_measured
+    from worker_reach
+
+),
+
+final as (
+
+    select
+        {{ as_of_date_literal() }} as as_of_date,
+        round(cast(client_speed.paid_client_median_hours_to_hire as numeric), 1) as paid_client_median_hours_to_hire,
+        round(cast(client_speed.free_client_median_hours_to_hire as numeric), 1) as free_client_median_hours_to_hire,
+        round(
+            cast(
+                100 * (
+                    1 - client_speed.paid_client_median_hours_to_hire
+                    / nullif(client_speed.free_client_median_hours_to_hire, 0)
+                ) as numeric
+            ),
+            0
+        ) as paid_client_hire_speedup_pct,
+        client_speed.paid_client_hires_measured,
+        client_speed.free_client_hires_measured,
+        round(worker_rates.promoted_worker_contact_rate, 4) as promoted_worker_contact_rate,
+        round(worker_rates.other_worker_contact_rate, 4) as other_worker_contact_rate,
+        round(
+            worker_rates.promoted_worker_contact_rate / nullif(worker_rates.other_worker_contact_rate, 0), 1
+        ) as promoted_contact_rate_multiplier,
+        worker_rates.promoted_workers_measured,
+        worker_rates.other_workers_measured
+    from client_speed
+    cross join worker_rates
+
+)
+
+select * from final

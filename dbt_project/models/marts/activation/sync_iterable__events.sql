@@ -1,0 +1,25 @@
+{#- Iterable: the custom events /api/events/trackBulk receives this run (they
+    trigger and steer the journey of each touchpoint). Iterable dedupes events
+    on `id`, which is our event_id; the sync's ledger keeps them from being sent
+    twice in the first place. -#}
+with
+
+events as (
+
+    select * from {{ ref('int_sync_events') }}
+
+),
+
+final as (
+
+    select
+        event_id,
+        user_id,
+        event_name,
+        occurred_at,
+        properties
+    from events
+
+)
+
+select * from final
