@@ -1,0 +1,300 @@
+"""Stage gates on a real PostgreSQL: each passes on clean data, fails on its planted bad data
+(tests/fixtures/gates/*.sql), reports what failed without PII or secrets, and the Airflow
+operator stops the run on a blocking failure."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.planted import PLANTED_DIR
+from upshift.dbt import run_dbt
+from upshift.gates import GateConfigError, GateNotDefined, load_stage_plan, run_gate, stage_names
+from upshift.gates.config import EXPECTATIONS_DIR, quote_identifier
+from upshift.local_airflow import PLUGINS_FOLDER
+from upshift.warehouse import AIRFLOW_CONN_ID, WarehouseSettings
+
+AS_OF = dt.date(2025, 6, 2)
+GATE_FIXTURES = Path(__file__).parent / "fixtures" / "gates"
+GATED_STAGES = ("raw", "features", "scores")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clean(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> WarehouseSettings:
+    """A small generated marketplace without dirty rows plus the planted users (whose dirty
+    rows dbt quarantines), scored for the day before AS_OF and for AS_OF."""
+    from upshift.generator import generate_marketplace, load_planted
+
+    generate_marketplace(
+        pg_conn, schema=warehouse.raw_schema, as_of=AS_OF, clients=250, workers=120, days=60, dirty_rate=0
+    )
+    load_planted(pg_conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
+    for as_of in (AS_OF - dt.timedelta(days=1), AS_OF):
+        run_dbt(
+            ["build", "--exclude-resource-type", "unit_test", "--vars", json.dumps({"as_of_date": str(as_of)})],
+            warehouse,
+        )
+    return warehouse
+
+
+def _schemas(settings: WarehouseSettings) -> dict[str, str]:
+    return {
+        "raw": settings.raw_schema,
+        "intermediate": f"{settings.schema}_intermediate",
+        "marts": f"{settings.schema}_marts",
+    }
+
+
+@contextmanager
+def planted(conn: psycopg.Connection, settings: WarehouseSettings, fixture: str, tables: list[str]) -> Iterator[None]:
+    """Run a bad-data fixture on `tables` (layer.table) and restore them afterwards."""
+    schemas = _schemas(settings)
+    relations = [sql.Identifier(schemas[layer], table) for layer, table in (name.split(".") for name in tables)]
+    backups = [sql.Identifier(schemas[name.split(".")[0]], f"gate_backup_{name.split('.')[1]}") for name in tables]
+    statement = (
+        (GATE_FIXTURES / fixture)
+        .read_text(encoding="utf-8")
+        .format(
+            **{layer: quote_identifier(schema) for layer, schema in schemas.items()},
+            as_of_at=f"cast('{AS_OF} 00:00:00+00' as timestamp with time zone)",
+            as_of=f"cast('{AS_OF}' as date)",
+        )
+    )
+    with conn.transaction():
+        for relation, backup in zip(relations, backups, strict=True):
+            conn.execute(sql.SQL("create table {} as select * from {}").format(backup, relation))
+        conn.execute(statement)
+    try:
+        yield
+    finally:
+        with conn.transaction():
+            for relation, backup in zip(relations, backups, strict=True):
+                conn.execute(sql.SQL("truncate {}").format(relation))
+                conn.execute(sql.SQL("insert into {} select * from {}").format(relation, backup))
+                conn.execute(sql.SQL("drop table {}").format(backup))
+
+
+# --- configuration (no database) -----------------------------------------------------------
+
+
+def test_config_every_stage_suite_agrees_with_gates_yml() -> None:
+    settings = WarehouseSettings.from_env({})
+
+    plans = {stage: load_stage_plan(stage, settings, AS_OF) for stage in GATED_STAGES}
+
+    for plan in plans.values():
+        assert plan.expectations
+        assert {expectation.severity for expectation in plan.expectations} <= {"blocking", "warning"}
+        assert len({expectation.name for expectation in plan.expectations}) == len(plan.expectations)
+    assert set(stage_names()) == {*GATED_STAGES, "sync_payload"}
+
+
+def test_config_sync_payload_gate_is_a_stub_until_the_sync_models_exist() -> None:
+    with pytest.raises(GateNotDefined, match="sync_payload gate is not defined yet"):
+        load_stage_plan("sync_payload", WarehouseSettings.from_env({}), AS_OF)
+
+
+def test_config_a_check_without_a_severity_is_refused(tmp_path: Path) -> None:
+    shutil.copytree(EXPECTATIONS_DIR, tmp_path, dirs_exist_ok=True)
+    config = tmp_path / "gates.yml"
+    config.write_text(
+        config.read_text().replace("      severity: blocking\n      max_age_hours", "      max_age_hours")
+    )
+
+    with pytest.raises(GateConfigError, match=r"raw\.feed_fresh needs `severity"):
+        load_stage_plan("raw", WarehouseSettings.from_env({}), AS_OF, expectations_dir=tmp_path)
+
+
+def test_config_thresholds_and_as_of_reach_the_sql() -> None:
+    plan = load_stage_plan("raw", WarehouseSettings.from_env({"UPSHIFT_RAW_SCHEMA": "landing"}), AS_OF)
+
+    fresh = next(item for item in plan.expectations if item.name == "feed_fresh[bookings.booked_at]")
+
+    assert (
+        "cast('2025-06-02 00:00:00+00' as timestamp with time zone) - 36 * interval '1 hour'"
+        in (fresh.kwargs["unexpected_rows_query"])
+    )
+    assert plan.assets["bookings"].schema == "landing"
+
+
+# --- gates on the warehouse ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", GATED_STAGES)
+def test_gate_passes_on_clean_data(clean: WarehouseSettings, stage: str) -> None:
+    result = run_gate(stage, clean, AS_OF)
+
+    assert result.passed, result.summary()
+    assert result.report_path.is_file()
+
+
+def test_raw_gate_reports_quarantinable_rows_as_warnings_and_passes(clean: WarehouseSettings) -> None:
+    result = run_gate("raw", clean, AS_OF)
+
+    warned = {warning.name for warning in result.warnings}
+    assert result.passed
+    assert {
+        "keys_present[bookings.booking_id]",
+        "ids_unique[bookings.booking_id]",
+        "enums_valid[bookings.status]",
+        "amounts_not_negative[bookings.amount]",
+        "timestamps_not_in_future[bookings.booked_at]",
+    } <= warned
+    future = next(
+        warning for warning in result.warnings if warning.name == "timestamps_not_in_future[bookings.booked_at]"
+    )
+    assert future.sample_rows[0]["booking_id"] == "planted_b_future"
+    assert "Warnings:" in result.summary()
+
+
+@pytest.mark.parametrize(
+    ("fixture", "tables", "stage", "expected_failures"),
+    [
+        ("raw_null_keys.sql", ["raw.bookings"], "raw", {"keys_mostly_present[bookings.client_id]"}),
+        ("raw_stale_feed.sql", ["raw.bookings"], "raw", {"feed_fresh[bookings.booked_at]"}),
+        ("raw_volume_explosion.sql", ["raw.searches"], "raw", {"volume_within_band[searches.searched_at]"}),
+        ("raw_unknown_workers.sql", ["raw.bookings"], "raw", {"users_mostly_known[bookings.worker_id]"}),
+        (
+            "features_out_of_range.sql",
+            ["intermediate.int_clients_signals_evaluated", "intermediate.int_workers_signals_evaluated"],
+            "features",
+            {
+                "values_not_negative[clients_signals.spend_frequency_booking_count]",
+                "shares_between_zero_and_one[workers_signals.bid_to_win_win_rate]",
+            },
+        ),
+        (
+            "scores_everyone_ready.sql",
+            ["marts.client_readiness"],
+            "scores",
+            {"ready_share_below_ceiling[client_readiness]"},
+        ),
+        (
+            "scores_tier_churn.sql",
+            ["marts.readiness_history"],
+            "scores",
+            {"tier_churn_below_ceiling[worker_readiness]"},
+        ),
+    ],
+)
+def test_gate_fails_on_planted_bad_data(
+    clean: WarehouseSettings,
+    pg_conn: psycopg.Connection,
+    fixture: str,
+    tables: list[str],
+    stage: str,
+    expected_failures: set[str],
+) -> None:
+    with planted(pg_conn, clean, fixture, tables):
+        result = run_gate(stage, clean, AS_OF)
+
+    failed = {failure.name for failure in result.blocking_failures}
+    assert not result.passed
+    assert expected_failures <= failed, result.summary()
+    report = result.report_path.read_text(encoding="utf-8")
+    for name in expected_failures:
+        assert name in report
+        assert name in result.summary()
+
+
+def test_a_failure_says_how_many_rows_and_shows_some(clean: WarehouseSettings, pg_conn: psycopg.Connection) -> None:
+    with planted(pg_conn, clean, "raw_null_keys.sql", ["raw.bookings"]):
+        result = run_gate("raw", clean, AS_OF)
+
+    failure = next(item for item in result.blocking_failures if item.name == "keys_mostly_present[bookings.client_id]")
+    bookings = pg_conn.execute(
+        sql.SQL("select count(*) from {}").format(sql.Identifier(clean.raw_schema, "bookings"))
+    ).fetchone()[0]
+    assert failure.unexpected_count == bookings // 20
+    assert failure.element_count == bookings
+    assert failure.sample_rows
+    assert all(row["client_id"] is None and row["booking_id"] for row in failure.sample_rows)
+    assert f"{bookings // 20:,} unexpected of {bookings:,}" in result.summary()
+
+
+def test_reports_and_logs_carry_no_email_or_password(
+    clean: WarehouseSettings, pg_conn: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    if not clean.embedded and not clean.password:
+        pytest.skip("needs a password: the embedded server accepts any, an external one its own")
+    settings = clean if clean.password else replace(clean, password="gate-test-secret-31415")
+    emails = [
+        email
+        for (email,) in pg_conn.execute(
+            sql.SQL("select email from {} where email is not null").format(sql.Identifier(clean.raw_schema, "users"))
+        )
+    ]
+
+    with caplog.at_level(logging.DEBUG), planted(pg_conn, clean, "raw_null_keys.sql", ["raw.bookings"]):
+        result = run_gate("raw", settings, AS_OF)
+
+    written = [
+        caplog.text,
+        result.summary(),
+        result.report_path.read_text(encoding="utf-8"),
+        (result.report_path.parent / "validation_results.json").read_text(encoding="utf-8"),
+    ]
+    assert emails
+    for text in written:
+        assert settings.password not in text
+        assert not any(email in text for email in emails)
+
+
+# --- the Airflow operator ------------------------------------------------------------------
+
+
+@pytest.fixture
+def gate_operator(clean: WarehouseSettings, monkeypatch: pytest.MonkeyPatch) -> type:
+    """ReadinessGateOperator, with the warehouse as the upshift_warehouse connection."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{AIRFLOW_CONN_ID.upper()}", clean.airflow_connection())
+    monkeypatch.setenv("UPSHIFT_PG_SCHEMA", clean.schema)
+    monkeypatch.setenv("UPSHIFT_RAW_SCHEMA", clean.raw_schema)
+    monkeypatch.setenv("UPSHIFT_HOME", str(clean.home))
+    monkeypatch.syspath_prepend(str(PLUGINS_FOLDER))
+    sys.modules.pop("upshift_gates", None)
+    from upshift_gates import ReadinessGateOperator
+
+    return ReadinessGateOperator
+
+
+def test_operator_returns_a_small_summary_when_the_gate_passes(gate_operator: type, clean: WarehouseSettings) -> None:
+    operator = gate_operator(task_id="scores_gate", stage="scores", as_of_date=AS_OF.isoformat())
+
+    summary = operator.execute(context={})
+
+    assert summary["passed"] is True
+    assert summary["stage"] == "scores"
+    assert Path(summary["report_path"]).is_file()
+    assert len(json.dumps(summary)) < 2_000
+
+
+def test_operator_raises_gate_failed_on_a_blocking_failure(
+    gate_operator: type, clean: WarehouseSettings, pg_conn: psycopg.Connection
+) -> None:
+    from upshift_gates import GateFailed
+
+    operator = gate_operator(task_id="raw_gate", stage="raw", as_of_date=AS_OF.isoformat())
+
+    with planted(pg_conn, clean, "raw_stale_feed.sql", ["raw.bookings"]), pytest.raises(GateFailed) as failed:
+        operator.execute(context={})
+
+    message = str(failed.value)
+    assert "feed_fresh[bookings.booked_at]" in message
+    assert str(failed.value.result.report_path) in message
+
+
+def test_operator_declares_the_as_of_date_templated(gate_operator: type) -> None:
+    assert gate_operator.template_fields == ("as_of_date",)
