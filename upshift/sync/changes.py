@@ -1,0 +1,92 @@
+"""Which users to send, and what: the pure part of change detection (no I/O).
+
+A user is new (no accepted state), changed (the model's payload hash differs from the
+accepted one), unchanged (same hash: nothing is sent), or removed (accepted before, absent from
+the model now: Holdout or Cold). Only the attributes that differ from the accepted payload are
+sent, and an attribute that disappeared is sent as null (Braze removes it, Iterable sets null),
+so unchanged data points are never billed or re-fire journeys. A full resync sends every
+attribute of every model user, whatever the state says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelUser:
+    """One row of a sync_<destination>__users model."""
+
+    user_id: str
+    payload: dict[str, Any]
+    payload_hash: str
+    email: str | None = field(default=None, repr=False)
+    lists: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AcceptedUser:
+    """What the destination last accepted for a user (a user_state row)."""
+
+    user_id: str
+    payload: dict[str, Any]
+    payload_hash: str
+    lists: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UserChange:
+    """One user to send: `send` is the attribute diff, `payload`/`payload_hash` what to store."""
+
+    user_id: str
+    kind: str  # new | changed | removed
+    send: dict[str, Any]
+    payload: dict[str, Any]
+    payload_hash: str
+    email: str | None = field(default=None, repr=False)
+
+
+@dataclass
+class UserPlan:
+    changes: list[UserChange]
+    unchanged: list[str]
+
+    def ids(self, kind: str) -> list[str]:
+        return [change.user_id for change in self.changes if change.kind == kind]
+
+
+def attribute_diff(previous: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes that differ, plus null for every attribute that is gone."""
+    diff = {key: value for key, value in current.items() if previous.get(key) != value or key not in previous}
+    diff.update({key: None for key in previous if key not in current})
+    return diff
+
+
+def plan_user_changes(
+    model: Mapping[str, ModelUser], accepted: Mapping[str, AcceptedUser], *, full_resync: bool = False
+) -> UserPlan:
+    """New, changed and removed users with what to send; the ids of unchanged users."""
+    changes: list[UserChange] = []
+    unchanged: list[str] = []
+    for user_id in sorted(model):
+        row = model[user_id]
+        before = accepted.get(user_id)
+        has_state = before is not None and bool(before.payload_hash)
+        if has_state and before.payload_hash == row.payload_hash and not full_resync:
+            unchanged.append(user_id)
+            continue
+        previous = before.payload if before is not None else {}
+        if full_resync or not has_state:
+            send = {**{key: None for key in previous if key not in row.payload}, **row.payload}
+        else:
+            send = attribute_diff(previous, row.payload)
+        kind = "changed" if has_state else "new"
+        changes.append(UserChange(user_id, kind, send, row.payload, row.payload_hash, row.email))
+    for user_id in sorted(set(accepted) - set(model)):
+        before = accepted[user_id]
+        if before.payload_hash:
+            send = dict.fromkeys(before.payload)
+            changes.append(UserChange(user_id, "removed", send, {}, ""))
+    return UserPlan(changes, unchanged)

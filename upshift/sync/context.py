@@ -1,0 +1,198 @@
+"""What every sync step shares: the run's options, the connection, the state schema, the
+dbt models it reads, the errors table and the sync log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from upshift.sync.errors import SyncModelsOutOfDate
+from upshift.sync.settings import SyncSettings
+from upshift.warehouse import WarehouseSettings, connect
+
+logger = logging.getLogger("upshift.sync")
+
+STATE_DDL = Path(__file__).with_name("state.sql")
+DESTINATIONS = ("braze", "iterable")
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """The knobs of one run: its id, the as-of date it syncs, dry run, full resync."""
+
+    run_id: str
+    as_of_date: dt.date | None = None
+    dry_run: bool = False
+    full_resync: bool = False
+
+
+@dataclass
+class SyncContext:
+    """A step's view of the warehouse. `conn` is autocommit; steps open their own transactions."""
+
+    conn: psycopg.Connection
+    marts_schema: str
+    options: SyncOptions
+    settings: SyncSettings = field(default_factory=SyncSettings)
+
+    def state(self, table: str) -> sql.Composed:
+        return sql.Identifier(self.settings.schema, table)
+
+    def model(self, name: str) -> sql.Composed:
+        return sql.Identifier(self.marts_schema, name)
+
+    def fetch(self, query: sql.Composable, params: Any = None) -> list[dict[str, Any]]:
+        with self.conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchall()
+
+
+@contextmanager
+def open_context(
+    warehouse: WarehouseSettings, options: SyncOptions, settings: SyncSettings | None = None
+) -> Iterator[SyncContext]:
+    """Connect, create the state tables if missing, and check the models' as-of date."""
+    settings = settings or SyncSettings.from_env()
+    with connect(warehouse, autocommit=True) as conn:
+        context = SyncContext(conn, f"{warehouse.schema}_marts", options, settings)
+        ensure_state_schema(conn, settings.schema)
+        check_models_as_of(context)
+        yield context
+
+
+def ensure_state_schema(conn: psycopg.Connection, schema: str) -> None:
+    """Create the sync schema and its tables (idempotent)."""
+    ddl = STATE_DDL.read_text(encoding="utf-8").format(schema=sql.Identifier(schema).as_string(conn))
+    with conn.transaction():
+        conn.execute(ddl)
+
+
+def check_models_as_of(context: SyncContext) -> None:
+    """Refuse to sync models built for another date than the run's (a stale or rerun build)."""
+    wanted = context.options.as_of_date
+    if wanted is None:
+        return
+    rows = context.fetch(sql.SQL("select as_of_date from {}").format(context.model("platform_benchmarks")))
+    built = {row["as_of_date"] for row in rows}
+    if built and built != {wanted}:
+        raise SyncModelsOutOfDate(
+            f"The activation models in {context.marts_schema} were built for as-of "
+            f"{', '.join(sorted(str(day) for day in built))}, not {wanted}: rebuild the stage_activation "
+            "models for this date before syncing it (clear the dbt tasks of this run)."
+        )
+
+
+def record_errors(
+    context: SyncContext,
+    destination: str,
+    step: str,
+    object_type: str,
+    failures: Mapping[str, tuple[str, str]],
+) -> None:
+    """One sync_errors row per failed object: (reason, detail). Call inside a transaction."""
+    if not failures:
+        return
+    query = sql.SQL(
+        "insert into {} (run_id, destination, step, object_type, object_id, reason, detail, occurred_at) "
+        "values (%s, %s, %s, %s, %s, %s, %s, now())"
+    ).format(context.state("sync_errors"))
+    with context.conn.cursor() as cursor:
+        cursor.executemany(
+            query,
+            [
+                (context.options.run_id, destination, step, object_type, object_id, reason, detail)
+                for object_id, (reason, detail) in failures.items()
+            ],
+        )
+
+
+def resolve_errors(
+    context: SyncContext, destination: str, step: str, object_type: str, object_ids: Iterable[str]
+) -> set[str]:
+    """Mark open errors of these objects resolved by this run; return the ids that had one."""
+    ids = list(object_ids)
+    if not ids:
+        return set()
+    query = sql.SQL(
+        "update {} set resolved_at = now(), resolved_by_run_id = %s "
+        "where destination = %s and step = %s and object_type = %s and object_id = any(%s) "
+        "and resolved_at is null returning object_id"
+    ).format(context.state("sync_errors"))
+    rows = context.conn.execute(query, (context.options.run_id, destination, step, object_type, ids)).fetchall()
+    return {row[0] for row in rows}
+
+
+class StepLog:
+    """Times a step and writes its sync_log row (replacing the row of an earlier try of the run)."""
+
+    COUNTERS = ("considered", "sent", "unchanged", "removed", "failed", "retried", "events_sent", "events_failed")
+
+    def __init__(self, context: SyncContext, step: str, destination: str) -> None:
+        self.context = context
+        self.step = step
+        self.destination = destination
+        self.started_at = dt.datetime.now(dt.UTC)
+        self._clock = time.monotonic()
+        self.counts: dict[str, int] = dict.fromkeys(self.COUNTERS, 0)
+
+    def write(self, summary: dict[str, Any]) -> dict[str, Any]:
+        options = self.context.options
+        duration = round(time.monotonic() - self._clock, 3)
+        summary = {**summary, "duration_seconds": duration}
+        columns = [
+            "run_id",
+            "step",
+            "destination",
+            "as_of_date",
+            "dry_run",
+            "full_resync",
+            "started_at",
+            "finished_at",
+            *self.COUNTERS,
+            "duration_seconds",
+            "summary",
+        ]
+        values = [
+            options.run_id,
+            self.step,
+            self.destination,
+            options.as_of_date,
+            options.dry_run,
+            options.full_resync,
+            self.started_at,
+            dt.datetime.now(dt.UTC),
+            *(self.counts[name] for name in self.COUNTERS),
+            duration,
+            Jsonb(summary),
+        ]
+        query = sql.SQL(
+            "insert into {} ({}) values ({}) on conflict (run_id, step, destination) do update set {}"
+        ).format(
+            self.context.state("sync_log"),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+            sql.SQL(", ").join(sql.SQL("{0} = excluded.{0}").format(sql.Identifier(name)) for name in columns[3:]),
+        )
+        with self.context.conn.transaction():
+            self.context.conn.execute(query, values)
+        return summary
+
+
+def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
+
+
+def samples(ids: Iterable[str], size: int) -> list[str]:
+    """A few ids (never emails) to show in logs and summaries."""
+    return sorted(ids)[:size]

@@ -1,0 +1,70 @@
+"""Typed failures of the sync, each saying what failed and what to do.
+
+They subclass AirflowException so a task that raises one fails with that message and Airflow's
+retry policy applies; outside Airflow they are ordinary exceptions. Messages never carry API
+keys, email addresses or phone numbers (`redact` strips the latter two from any text that came
+back from a destination).
+"""
+
+from __future__ import annotations
+
+import re
+
+from airflow.exceptions import AirflowException
+
+_EMAIL = re.compile(r"[^\s\"'<>(),;:@/]+@[^\s\"'<>(),;:@/]+")
+_PHONE = re.compile(r"\+?\d[\d\-\s().]{7,}\d")
+
+
+def redact(text: str, limit: int = 300) -> str:
+    """`text` with email addresses and phone numbers masked, cut to `limit` characters."""
+    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))[:limit]
+
+
+class SyncError(AirflowException):
+    """Base class of every sync failure."""
+
+
+class DestinationError(SyncError):
+    """A destination API call failed; `status` is the HTTP status (None: no answer)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DestinationAuthError(DestinationError):
+    """401/403: the API key is wrong or lacks a permission. Fix the Airflow connection's password."""
+
+
+class DestinationRejected(DestinationError):
+    """A 4xx other than 401/403/429: the request itself is invalid and retrying will not help."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: object = None) -> None:
+        super().__init__(message, status=status)
+        self.body = body
+
+
+class DestinationUnavailable(DestinationError):
+    """429s, 5xx or network failures outlasted every retry. Rerun later; nothing is lost.
+
+    `maybe_processed` is True when at least one attempt reached the destination and got no
+    clear answer (a 5xx, a read timeout, a dropped connection): the destination may have
+    processed the request.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, maybe_processed: bool = False) -> None:
+        super().__init__(message, status=status)
+        self.maybe_processed = maybe_processed
+
+
+class AmbiguousDelivery(DestinationUnavailable):
+    """A non-idempotent request (Braze events) got no clear answer and was not retried."""
+
+
+class SyncModelsOutOfDate(SyncError):
+    """The sync_* models were built for another as-of date than the one being synced."""
+
+
+class SyncRunFailed(SyncError):
+    """A step ended with a destination failure after saving what was accepted; see sync_errors."""

@@ -1,0 +1,199 @@
+"""Step "sync lists" (Iterable): static lists per side and tier, kept in step with the model.
+
+Every name in sync_iterable__users.list_names is a static list (created when missing, its
+listId remembered in iterable_lists). Users are subscribed to the lists they entered and
+unsubscribed from the lists they left - from all of them when they left the model (Holdout or
+Cold). Memberships live in user_state.lists and change only after Iterable accepted the batch;
+a user whose attributes and lists are both gone is forgotten. Runs after the users step, with
+`updateExistingUsersOnly`, so a list never creates a profile the users step could not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from upshift.sync.clients import IterableClient
+from upshift.sync.context import StepLog, SyncContext, batches, record_errors, resolve_errors, samples
+from upshift.sync.errors import DestinationAuthError, DestinationError, SyncRunFailed, redact
+from upshift.sync.outcomes import NOT_A_FAILURE_ON_UNSUBSCRIBE, iterable_row_failures
+from upshift.sync.users import load_accepted_users, load_model_users
+
+logger = logging.getLogger("upshift.sync")
+
+STEP = "lists"
+DESTINATION = "iterable"
+
+
+def plan_memberships(
+    wanted: dict[str, set[str]], current: dict[str, set[str]], *, full_resync: bool = False
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(entries, exits): per list name, the user ids to subscribe and to unsubscribe."""
+    entries: dict[str, list[str]] = defaultdict(list)
+    exits: dict[str, list[str]] = defaultdict(list)
+    for user_id in sorted(set(wanted) | set(current)):
+        want, have = wanted.get(user_id, set()), current.get(user_id, set())
+        for name in sorted(want if full_resync else want - have):
+            entries[name].append(user_id)
+        for name in sorted(have - want):
+            exits[name].append(user_id)
+    return dict(entries), dict(exits)
+
+
+def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> dict[str, Any]:
+    """Subscribe entries and unsubscribe exits; return the step's summary (also in sync_log)."""
+    log = StepLog(context, STEP, DESTINATION)
+    options = context.options
+    wanted = {user_id: set(row.lists) for user_id, row in load_model_users(context, DESTINATION).items()}
+    current = {user_id: set(row.lists) for user_id, row in load_accepted_users(context, DESTINATION).items()}
+    entries, exits = plan_memberships(wanted, current, full_resync=options.full_resync)
+    known = _known_lists(context)
+    names = sorted(set(entries) | set(exits))
+    summary: dict[str, Any] = {
+        "step": STEP,
+        "destination": DESTINATION,
+        "run_id": options.run_id,
+        "dry_run": options.dry_run,
+        "considered": len(set(wanted) | set(current)),
+        "subscribe": sum(map(len, entries.values())),
+        "unsubscribe": sum(map(len, exits.values())),
+        "lists_to_create": sorted(name for name in entries if name not in known),
+        "samples": {
+            "subscribe": samples({user for users in entries.values() for user in users}, context.settings.sample_size),
+            "unsubscribe": samples({user for users in exits.values() for user in users}, context.settings.sample_size),
+        },
+    }
+    log.counts.update(considered=summary["considered"])
+    if options.dry_run:
+        logger.info(
+            "iterable lists (dry run, nothing sent): %d subscriptions, %d unsubscriptions, lists to create: %s",
+            summary["subscribe"],
+            summary["unsubscribe"],
+            ", ".join(summary["lists_to_create"]) or "none",
+        )
+        return log.write(summary)
+    if client is None:
+        raise ValueError("sync_iterable_lists needs a client unless options.dry_run is set")
+
+    list_ids = _ensure_lists(context, client, [name for name in names if name not in known], known)
+    done = failed = retried = requests = 0
+    problem: DestinationError | None = None
+    size = context.settings.iterable_list_max_subscribers
+    for subscribe, plan in ((True, entries), (False, exits)):
+        for name, users in sorted(plan.items()):
+            for batch in batches(users, size):
+                requests += 1
+                subscribers = [{"userId": user_id} for user_id in batch]
+                try:
+                    if subscribe:
+                        body = client.subscribe(list_ids[name], subscribers)
+                        failures = iterable_row_failures(body, {user: user for user in batch})
+                    else:
+                        body = client.unsubscribe(list_ids[name], subscribers)
+                        failures = iterable_row_failures(
+                            body, {user: user for user in batch}, ignore=NOT_A_FAILURE_ON_UNSUBSCRIBE
+                        )
+                except DestinationAuthError:
+                    raise
+                except DestinationError as error:
+                    failures = {user: ("request_failed", redact(str(error))) for user in batch}
+                    problem = error
+                accepted = [user for user in batch if user not in failures]
+                retried += _commit_membership(context, name, subscribe, accepted, failures)
+                done += len(accepted)
+                failed += len(failures)
+                if problem is not None:
+                    break
+            if problem is not None:
+                break
+        if problem is not None:
+            break
+    _forget_users_with_nothing_left(context)
+    summary.update(sent=done, failed=failed, retried=retried, requests=requests)
+    log.counts.update(sent=done, failed=failed, retried=retried, removed=summary["unsubscribe"])
+    summary = log.write(summary)
+    logger.info(
+        "iterable lists: %d subscriptions, %d unsubscriptions planned; %d accepted, %d failed, %d requests",
+        summary["subscribe"],
+        summary["unsubscribe"],
+        done,
+        failed,
+        requests,
+    )
+    if problem is not None:
+        raise SyncRunFailed(
+            f"iterable lists: {problem} Accepted memberships are saved; the rest follow on the next run."
+        ) from problem
+    return summary
+
+
+def _known_lists(context: SyncContext) -> dict[str, int]:
+    rows = context.fetch(sql.SQL("select list_name, list_id from {}").format(context.state("iterable_lists")))
+    return {row["list_name"]: row["list_id"] for row in rows}
+
+
+def _ensure_lists(
+    context: SyncContext, client: IterableClient, missing: list[str], known: dict[str, int]
+) -> dict[str, int]:
+    """listIds of every list, creating the missing ones (after looking for them by name)."""
+    ids = dict(known)
+    if not missing:
+        return ids
+    existing = {item.get("name"): item.get("id") for item in client.lists()}
+    for name in missing:
+        ids[name] = int(existing[name]) if existing.get(name) is not None else client.create_list(name)
+        with context.conn.transaction():
+            context.conn.execute(
+                sql.SQL(
+                    "insert into {} (list_name, list_id, created_at) values (%s, %s, now()) "
+                    "on conflict (list_name) do update set list_id = excluded.list_id"
+                ).format(context.state("iterable_lists")),
+                (name, ids[name]),
+            )
+        logger.info("iterable lists: %s list %s has id %s", "found" if name in existing else "created", name, ids[name])
+    return ids
+
+
+def _commit_membership(
+    context: SyncContext, name: str, subscribe: bool, accepted: list[str], failures: dict[str, tuple[str, str]]
+) -> int:
+    """Record accepted memberships and refused ones in one transaction; return how many were retries."""
+    state = context.state("user_state")
+    with context.conn.transaction(), context.conn.cursor() as cursor:
+        if accepted and subscribe:
+            cursor.executemany(
+                sql.SQL(
+                    "insert into {} as state (destination, user_id, payload_hash, payload, lists, accepted_at, run_id) "
+                    "values (%s, %s, '', '{{}}', %s, now(), %s) on conflict (destination, user_id) do update set "
+                    "lists = (select jsonb_agg(distinct value order by value) "
+                    "from jsonb_array_elements_text(state.lists || excluded.lists) as value), "
+                    "accepted_at = excluded.accepted_at, run_id = excluded.run_id"
+                ).format(state),
+                [(DESTINATION, user_id, Jsonb([name]), context.options.run_id) for user_id in accepted],
+            )
+        elif accepted:
+            cursor.execute(
+                sql.SQL(
+                    "update {} set lists = lists - %s, accepted_at = now(), run_id = %s "
+                    "where destination = %s and user_id = any(%s)"
+                ).format(state),
+                (name, context.options.run_id, DESTINATION, accepted),
+            )
+        keyed = {f"{user_id}|{name}": failure for user_id, failure in failures.items()}
+        record_errors(context, DESTINATION, STEP, "list", keyed)
+        retried = resolve_errors(context, DESTINATION, STEP, "list", [f"{user_id}|{name}" for user_id in accepted])
+    return len(retried)
+
+
+def _forget_users_with_nothing_left(context: SyncContext) -> None:
+    with context.conn.transaction():
+        context.conn.execute(
+            sql.SQL("delete from {} where destination = %s and payload_hash = '' and lists = '[]'").format(
+                context.state("user_state")
+            ),
+            (DESTINATION,),
+        )

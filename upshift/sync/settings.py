@@ -1,0 +1,86 @@
+"""Batch sizes, rates, timeouts and retries of the sync, read from `UPSHIFT_SYNC_*` variables.
+
+Defaults are the destinations' documented limits; where the public docs give no figure the
+default is marked as an assumption. A contract with other limits is one variable away
+(for example `UPSHIFT_SYNC_BRAZE_MAX_OBJECTS_COMBINED=50`).
+
+- Braze `/users/track`: 75 attributes, 75 events, 75 purchases per request, and on some
+  contracts 75 or 50 objects combined across the three arrays; 3,000 requests per 3 seconds
+  (https://www.braze.com/docs/api/api_limits/,
+  https://www.braze.com/docs/api/endpoints/user_data/post_user_track/).
+- Braze `/users/export/ids`: 50 external ids per request, 250 requests per minute
+  (https://www.braze.com/docs/api/endpoints/export/user_data/post_users_identifier/).
+- Iterable `users/bulkUpdate` and `events/trackBulk`: 10 requests per second per project
+  (endpoint descriptions of https://api.iterable.com/api/docs). Assumptions: 1,000 users,
+  events or subscribers per bulk request and 10 list requests per second.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "UPSHIFT_SYNC_"
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """Every knob of the sync; each field is the variable `UPSHIFT_SYNC_<FIELD>`."""
+
+    schema: str = "upshift_sync"
+
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 30.0
+    max_attempts: int = 6
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    # Longest wait a 429's reset header may impose before the attempt is retried.
+    max_rate_limit_wait_seconds: float = 60.0
+
+    braze_max_objects_per_array: int = 75
+    braze_max_objects_combined: int = 0  # 0: no combined cap; 50 or 75 on newer contracts
+    braze_track_rate_limit: int = 3000
+    braze_track_rate_window_seconds: float = 3.0
+    braze_export_rate_limit: int = 250
+    braze_export_rate_window_seconds: float = 60.0
+    braze_export_max_ids: int = 50
+    # Braze processes /users/track asynchronously: an ambiguous event batch is only checked
+    # against the user's event counts once it is this old.
+    braze_reconcile_after_seconds: float = 600.0
+
+    iterable_bulk_update_max_users: int = 1000
+    iterable_track_bulk_max_events: int = 1000
+    iterable_list_max_subscribers: int = 1000
+    iterable_bulk_rate_per_second: int = 10
+    iterable_lists_rate_per_second: int = 10
+
+    # Sample ids a dry run (and the summary) shows per change type.
+    sample_size: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ, **overrides: Any) -> SyncSettings:
+        """Settings from the environment; keyword overrides win. Bad values fail loudly."""
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = env.get(ENV_PREFIX + spec.name.upper())
+            if raw in (None, ""):
+                continue
+            kind = hints[spec.name]
+            try:
+                values[spec.name] = kind(raw) if kind in (int, float) else raw
+            except ValueError as error:
+                raise ValueError(f"{ENV_PREFIX}{spec.name.upper()}={raw!r} is not a valid {kind.__name__}") from error
+        values.update(overrides)
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> SyncSettings:
+        return replace(self, **overrides)
+
+    @property
+    def braze_attributes_per_request(self) -> int:
+        """Objects per /users/track request: the per-array cap, lowered by a combined cap."""
+        combined = self.braze_max_objects_combined
+        return min(self.braze_max_objects_per_array, combined) if combined else self.braze_max_objects_per_array
