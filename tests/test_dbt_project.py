@@ -59,6 +59,10 @@ def test_dbt_unit_tests_pass(built: WarehouseSettings) -> None:
         "offers_are_suppressed_for_what_users_already_have",
         "touchpoints_follow_the_sequence_and_stop_at_conversion",
         "platform_comparisons_come_from_the_data",
+        "mrr_movements_net_within_the_month",
+        "retention_counts_upgrades_exactly_90_days_old",
+        "time_to_upgrade_starts_at_the_episode_trigger",
+        "lift_needs_a_holdout",
     } <= names
     assert {str(result.status) for result in results} == {"pass"}
 
@@ -197,6 +201,13 @@ def test_rerunning_the_same_date_leaves_every_mart_identical(
         "sync_iterable__users",
         "sync_braze__events",
         "sync_iterable__events",
+        "mrr_movements",
+        "upsell_conversion",
+        "upsell_lift",
+        "time_to_upgrade",
+        "upgrade_retention",
+        "addressable_gap",
+        "growth_headlines",
     ]
     before = {table: _checksum(pg_conn, marts_schema, table) for table in marts}
 

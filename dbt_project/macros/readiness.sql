@@ -42,3 +42,12 @@
         10000
     )
 {%- endmacro %}
+
+{#- Every (role, signal) pair the weights configure. -#}
+{% macro readiness_signal_list() -%}
+    {%- set pairs = [] -%}
+    {%- for role, weights in var('readiness_signal_weights').items() -%}
+        {%- for signal in weights -%}{%- do pairs.append((role, signal)) -%}{%- endfor -%}
+    {%- endfor -%}
+    {{ return(pairs) }}
+{%- endmacro %}

@@ -1,9 +1,7 @@
 {#- Each valid user's plan position as of the as-of date: the highest-ranked
     plan they hold (trials included: a user trying a plan holds it), and their
-    most recent upgrade. An upgrade (a conversion) is a paid, non-trial period
-    that starts on a higher plan rank than the user's previous paid period, or
-    the first paid period of a user; it is what suppresses offers and resets
-    the Overdue clock. -#}
+    most recent upgrade (int_subscriptions_upgrades_identified), which is what
+    suppresses offers and resets the Overdue clock. -#}
 with
 
 users as (
@@ -51,34 +49,17 @@ active_plans as (
 
 ),
 
-paid_periods as (
-
-    select
-        user_id,
-        plan_code,
-        plan_rank,
-        started_at,
-        lag(plan_rank) over (
-            partition by user_id
-            order by started_at, subscription_id
-        ) as previous_plan_rank
-    from subscriptions
-    where not is_trial and plan_rank > 0
-
-),
-
 upgrades as (
 
     select
         user_id,
         plan_code,
-        started_at,
+        upgraded_at as started_at,
         row_number() over (
             partition by user_id
-            order by started_at desc, plan_code asc
+            order by upgraded_at desc, plan_code asc
         ) as recency_rank
-    from paid_periods
-    where plan_rank > coalesce(previous_plan_rank, 0)
+    from {{ ref('int_subscriptions_upgrades_identified') }}
 
 ),
 
