@@ -1,7 +1,12 @@
 """
 # upgrade_readiness
 
-Scores every client and worker of the marketplace for upgrade readiness, once a day.
+Scores every client and worker of the marketplace for upgrade readiness, once a day, and lets
+nothing through to a messaging platform unless every stage before it passed its gate.
+
+```
+raw_gate -> features (dbt) -> features_gate -> scores (dbt) -> scores_gate -> sync -> metrics
+```
 
 **Reads** the raw marketplace tables (schema `UPSHIFT_RAW_SCHEMA`, default `raw`: users,
 bookings, searches, proposals, profile_views, contacts, subscriptions, offer_exposures) through
@@ -13,22 +18,39 @@ the Airflow connection `upshift_warehouse`.
 
 **As-of date.** A run scores "as of" the end of its data interval: the run for the interval
 2025-06-01 -> 2025-06-02 uses only events before 2025-06-02 and writes as_of_date 2025-06-02.
-The DAG never reads the wall clock, so a date reruns to the same tables.
+The gates and dbt share that one date. The DAG never reads the wall clock, so a date reruns to
+the same tables.
 
-**Tasks.** One task per dbt model (Cosmos, rendered from `dbt_project/target/manifest.json`);
-each runs `dbt build` for its model, so the model's data tests run in the same task. Seeds run
-first. dbt unit tests run in CI, not here.
+**Tasks.**
+- `raw_gate`, `features_gate`, `scores_gate`: the Great Expectations suite of that stage
+  (`expectations/`). A blocking expectation that fails fails the gate, and every task after it
+  stays `upstream_failed`: nothing is scored on bad raw data and nothing reaches `sync`. The
+  gate's log names the failed expectations with counts and samples, and where its HTML report is.
+- `features`, `scores`: one task per dbt model (Cosmos, rendered from
+  `dbt_project/target/manifest.json`; dbt tags `stage_features` - plus the seeds - and
+  `stage_scores`). Each runs `dbt build` for its model, so the model's data tests run in the same
+  task; a test that reads several models runs in a task of its own after them. dbt unit tests
+  run in CI, not here.
+- `sync`: **placeholder** filled by the activation issue - one task per destination (Braze,
+  Iterable), each in its API's pool (`braze_api`, `iterable_api`) so rate limits hold across
+  runs and backfills. Today they only log what they would do.
+- `metrics`: **placeholder** filled by the measurement issue.
 
 **Rerun or backfill.**
-- Rerun one model: clear its task (add "Downstream" to refresh what depends on it).
+- Rerun one model: clear its task (add "Downstream" to refresh what depends on it and the gates).
 - Rerun a date: clear the whole run. Every model rebuilds the run's as-of date;
   `readiness_history` replaces that date instead of appending, so nothing duplicates.
 - Backfill: `airflow backfill create --dag-id upgrade_readiness --from-date 2025-06-01
-  --to-date 2025-06-30`. Runs go one at a time in date order, because time-in-tier reads the
-  history the previous date wrote.
-- Score a specific date by hand: Trigger with config, `as_of_date` = YYYY-MM-DD.
-- Rebuild models with dbt's --full-refresh: Trigger with config, `full_refresh` = true. The
-  readiness_history mart is exempt (its config sets full_refresh: false), so the history survives.
+  --to-date 2025-06-30` (or the UI's "Backfill"). Runs go one at a time in date order, because
+  time-in-tier reads the history the previous date wrote.
+
+**Trigger with config** (params):
+- `as_of_date` (YYYY-MM-DD): score a specific date instead of the interval end.
+- `full_refresh`: pass dbt's --full-refresh. The readiness_history mart is exempt (its config
+  sets full_refresh: false), so the history survives.
+- `dry_run`: score as usual, but the sync step sends nothing (it logs what it would send).
+
+**Retries.** Every task, gates included, retries twice with exponential backoff.
 
 If the import fails with "manifest not found", run `python3 run.py demo` or
 `python -m upshift.cli dbt-parse` on the machine that parses DAGs.
@@ -40,10 +62,12 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 from cosmos.profiles import PostgresUserPasswordProfileMapping
+from upshift_gates import ReadinessGateOperator
 
 from upshift.dbt import DBT_PROJECT_DIR, MANIFEST_PATH
 from upshift.warehouse import AIRFLOW_CONN_ID
@@ -55,6 +79,62 @@ if not MANIFEST_PATH.is_file():
     )
 
 AS_OF_DATE = "{{ params.as_of_date or data_interval_end | ds }}"
+# Destination -> the pool that caps concurrent calls to its API (config/pools.json).
+SYNC_POOLS = {"braze": "braze_api", "iterable": "iterable_api"}
+
+
+def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
+    """One Cosmos task group per stage: one task per selected dbt model or seed."""
+    return DbtTaskGroup(
+        group_id=group_id,
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT_DIR,
+            manifest_path=MANIFEST_PATH,
+            env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"},
+        ),
+        profile_config=ProfileConfig(
+            profile_name="upshift",
+            target_name="dev",
+            profile_mapping=PostgresUserPasswordProfileMapping(
+                conn_id=AIRFLOW_CONN_ID,
+                profile_args={"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics"},
+            ),
+        ),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            # A model's task runs only the tests of that model alone; a test that also reads
+            # another model (maybe in the other stage) runs in its own task after all of them.
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+        ),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            select=select,
+            test_behavior=TestBehavior.BUILD,
+            # A test with several parents (e.g. relationships between two models) gets its own
+            # task after all of them, instead of failing inside whichever parent builds first.
+            should_detach_multiple_parents_tests=True,
+            # Asset URIs are built from the connection's host; the embedded warehouse has
+            # only a socket directory, which makes no valid URI.
+            emit_datasets=False,
+        ),
+        operator_args={
+            "vars": {"as_of_date": AS_OF_DATE},
+            "full_refresh": "{{ params.full_refresh }}",
+        },
+    )
+
+
+@task
+def sync_destination(destination: str, as_of_date: str) -> dict[str, object]:
+    """Placeholder for the activation issue, which replaces the body with the sync operator.
+
+    It already sits where the real step goes (after the scores gate, in its API's pool) and
+    reads `dry_run`, so the next issue fills in behaviour without rewiring the DAG.
+    """
+    dry_run = bool(get_current_context()["params"]["dry_run"])
+    print(f"{destination}: sync not implemented yet; as of {as_of_date}, dry_run={dry_run}, nothing sent")
+    return {"destination": destination, "as_of_date": as_of_date, "dry_run": dry_run, "sent": 0}
 
 
 @dag(
@@ -89,43 +169,26 @@ AS_OF_DATE = "{{ params.as_of_date or data_interval_end | ds }}"
                 "past dates are kept and cannot be rebuilt from one run."
             ),
         ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Score as usual, but the sync step sends nothing to Braze or Iterable.",
+        ),
     },
 )
 def upgrade_readiness() -> None:
-    DbtTaskGroup(
-        group_id="dbt",
-        project_config=ProjectConfig(
-            dbt_project_path=DBT_PROJECT_DIR,
-            manifest_path=MANIFEST_PATH,
-            env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"},
-        ),
-        profile_config=ProfileConfig(
-            profile_name="upshift",
-            target_name="dev",
-            profile_mapping=PostgresUserPasswordProfileMapping(
-                conn_id=AIRFLOW_CONN_ID,
-                profile_args={"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics"},
-            ),
-        ),
-        execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL,
-            invocation_mode=InvocationMode.DBT_RUNNER,
-        ),
-        render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.BUILD,
-            # A test with several parents (e.g. relationships between two seeds) gets its own
-            # task after all of them, instead of failing inside whichever parent builds first.
-            should_detach_multiple_parents_tests=True,
-            # Asset URIs are built from the connection's host; the embedded warehouse has
-            # only a socket directory, which makes no valid URI.
-            emit_datasets=False,
-        ),
-        operator_args={
-            "vars": {"as_of_date": AS_OF_DATE},
-            "full_refresh": "{{ params.full_refresh }}",
-        },
-    )
+    raw_gate = ReadinessGateOperator(task_id="raw_gate", stage="raw", as_of_date=AS_OF_DATE)
+    features = _dbt_stage("features", ["tag:stage_features", "resource_type:seed"])
+    features_gate = ReadinessGateOperator(task_id="features_gate", stage="features", as_of_date=AS_OF_DATE)
+    scores = _dbt_stage("scores", ["tag:stage_scores"])
+    scores_gate = ReadinessGateOperator(task_id="scores_gate", stage="scores", as_of_date=AS_OF_DATE)
+    with TaskGroup("sync", tooltip="Placeholder: the activation issue syncs to Braze and Iterable here") as sync:
+        for destination, pool in SYNC_POOLS.items():
+            sync_destination.override(task_id=destination, pool=pool)(destination, AS_OF_DATE)
+    metrics = EmptyOperator(task_id="metrics", doc_md="Placeholder: the measurement issue fills this in.")
+
+    raw_gate >> features >> features_gate >> scores >> scores_gate >> sync >> metrics
 
 
 upgrade_readiness()

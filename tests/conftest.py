@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from upshift.local_airflow import DAGS_FOLDER
+from upshift.local_airflow import DAGS_FOLDER, PLUGINS_FOLDER
 from upshift.warehouse import WarehouseSettings, ensure_warehouse, stop_embedded
 
 _DB_FIXTURES = {"warehouse_server", "warehouse", "pg_conn"}
@@ -39,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["UPSHIFT_HOME"] = str(_SESSION_HOME)
     os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME / "airflow")
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
+    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PLUGINS_FOLDER)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
     os.environ["AIRFLOW__USAGE_DATA_COLLECTION__ENABLED"] = "False"

@@ -1,4 +1,4 @@
-"""The upgrade_readiness DAG imports cleanly, is wired as documented, and does no work at parse time."""
+"""The DAGs import cleanly, are wired as documented, and do no work at parse time."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import pendulum
 import pytest
 
 from upshift import dbt
-from upshift.local_airflow import DAG_ID, DAGS_FOLDER
+from upshift.local_airflow import DAG_ID, DAGS_FOLDER, PLUGINS_FOLDER, POOLS_FILE
 
 DAG_FILE = DAGS_FOLDER / f"{DAG_ID}.py"
+DAG_IDS = ("growth_review", "upgrade_readiness")
 HEAVY_MODULES = ("great_expectations", "pandas", "dbt")
+GATES = ("raw_gate", "features_gate", "scores_gate")
 
 # Parses the DAG file in a fresh interpreter where the warehouse is unreachable and every
 # socket connection is refused and recorded, then reports what happened as JSON.
@@ -51,8 +53,9 @@ def manifest() -> dict:
     return json.loads(dbt.parse().read_text())
 
 
-@pytest.fixture(scope="module")
-def isolated_parse(manifest: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+@pytest.fixture(scope="module", params=DAG_IDS)
+def isolated_parse(request: pytest.FixtureRequest, manifest: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Each DAG file parsed alone, as the dag-processor does, with its id, time and side effects."""
     unreachable = {
         "conn_type": "postgres",
         "host": "192.0.2.1",  # TEST-NET-1: never routable
@@ -64,13 +67,14 @@ def isolated_parse(manifest: dict, tmp_path_factory: pytest.TempPathFactory) -> 
     env = {
         **_inherited_env(),
         "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow-home")),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
         "AIRFLOW_CONN_UPSHIFT_WAREHOUSE": json.dumps(unreachable),
         # Any metadata-database access would have to open a socket and be recorded.
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://nobody@192.0.2.1:5432/airflow",
         "UPSHIFT_PG_HOST": "192.0.2.1",
     }
     completed = subprocess.run(
-        [sys.executable, "-c", _ISOLATED_PARSE, str(DAG_FILE), *HEAVY_MODULES],
+        [sys.executable, "-c", _ISOLATED_PARSE, str(DAGS_FOLDER / f"{request.param}.py"), *HEAVY_MODULES],
         capture_output=True,
         text=True,
         env=env,
@@ -78,7 +82,7 @@ def isolated_parse(manifest: dict, tmp_path_factory: pytest.TempPathFactory) -> 
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return {"dag_id": request.param, **json.loads(completed.stdout.strip().splitlines()[-1])}
 
 
 def _inherited_env() -> dict[str, str]:
@@ -88,19 +92,33 @@ def _inherited_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def dag(manifest: dict):
+def dagbag(manifest: dict):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAG_FILE))
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
     assert bag.import_errors == {}
-    return bag.dags[DAG_ID]
+    return bag
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag):
+    return dagbag.dags[DAG_ID]
+
+
+@pytest.fixture(scope="module", params=DAG_IDS)
+def any_dag(request: pytest.FixtureRequest, dagbag):
+    return dagbag.dags[request.param]
 
 
 def test_dag_file_imports_without_errors_and_reports_parse_time(isolated_parse: dict) -> None:
     assert isolated_parse["import_errors"] == {}
-    assert isolated_parse["dag_ids"] == [DAG_ID]
-    print(f"\n{DAG_FILE.name} parsed in {isolated_parse['parse_seconds']:.2f}s")
+    assert isolated_parse["dag_ids"] == [isolated_parse["dag_id"]], "file name == dag_id, one DAG per file"
+    print(f"\n{isolated_parse['dag_id']}.py parsed in {isolated_parse['parse_seconds']:.2f}s")
     assert isolated_parse["parse_seconds"] < 30
+
+
+def test_the_dags_folder_holds_exactly_the_documented_dags(dagbag) -> None:
+    assert sorted(dagbag.dag_ids) == sorted(DAG_IDS)
 
 
 def test_parsing_opens_no_connection_and_imports_no_heavy_module(isolated_parse: dict) -> None:
@@ -123,40 +141,75 @@ def test_missing_manifest_fails_with_the_command_that_creates_it(
     assert "upshift.cli dbt-parse" in error
 
 
-def test_identity_and_defaults(dag) -> None:
-    assert dag.dag_id == DAG_ID
-    assert {"upshift", "dbt"} <= set(dag.tags)
-    assert dag.catchup is False
-    assert dag.start_date.tzinfo is not None
-    assert "Rerun or backfill" in dag.doc_md
-    for task in dag.tasks:
+def test_identity_and_defaults(any_dag) -> None:
+    assert "upshift" in any_dag.tags
+    assert any_dag.catchup is False
+    assert any_dag.max_active_runs == 1
+    assert any_dag.start_date.tzinfo is not None
+    assert "rerun" in any_dag.doc_md.lower()
+    assert "backfill" in any_dag.doc_md.lower()
+
+
+def test_every_task_retries_with_backoff(any_dag) -> None:
+    for task in any_dag.tasks:
         assert task.retries >= 1, task.task_id
         assert task.retry_exponential_backoff, task.task_id
 
 
-def test_schedule_gives_each_run_one_full_day_of_data(dag) -> None:
+@pytest.mark.parametrize(
+    ("dag_id", "run_after", "expected_start", "expected_end"),
+    [
+        ("upgrade_readiness", (2025, 6, 2, 6), (2025, 6, 1), (2025, 6, 2)),
+        ("growth_review", (2025, 6, 11, 6), (2025, 6, 2), (2025, 6, 9)),
+    ],
+    ids=["daily", "weekly"],
+)
+def test_schedule_gives_each_run_a_real_data_interval(dagbag, dag_id, run_after, expected_start, expected_end) -> None:
     from airflow.serialization.encoders import coerce_to_core_timetable
 
-    timetable = coerce_to_core_timetable(dag.timetable)
+    timetable = coerce_to_core_timetable(dagbag.dags[dag_id].timetable)
 
-    interval = timetable.infer_manual_data_interval(run_after=pendulum.datetime(2025, 6, 2, 6, tz="UTC"))
+    interval = timetable.infer_manual_data_interval(run_after=pendulum.datetime(*run_after, tz="UTC"))
 
-    assert interval.start == pendulum.datetime(2025, 6, 1, tz="UTC")
-    assert interval.end == pendulum.datetime(2025, 6, 2, tz="UTC")
+    assert interval.start == pendulum.datetime(*expected_start, tz="UTC")
+    assert interval.end == pendulum.datetime(*expected_end, tz="UTC")
+
+
+def test_growth_review_is_a_documented_placeholder(dagbag) -> None:
+    growth_review = dagbag.dags["growth_review"]
+
+    assert [task.task_id for task in growth_review.tasks] == ["review"]
+    assert "measurement issue" in growth_review.doc_md
+    assert "measurement issue" in growth_review.tasks[0].doc_md
 
 
 def test_params_are_usable_from_the_trigger_form(dag) -> None:
     from airflow.sdk.exceptions import ParamValidationError
 
     as_of_date = dag.params.get_param("as_of_date")
-    full_refresh = dag.params.get_param("full_refresh")
 
     assert as_of_date.resolve(None) is None
     assert as_of_date.resolve("2025-06-01") == "2025-06-01"
     with pytest.raises(ParamValidationError):
         as_of_date.resolve("June 1st")
-    assert full_refresh.resolve(False) is False
-    assert full_refresh.resolve(True) is True
+    for flag in ("full_refresh", "dry_run"):
+        param = dag.params.get_param(flag)
+        assert param.resolve() is False, flag
+        assert param.resolve(True) is True, flag
+        assert param.description, flag
+
+
+def _as_of_templates(dag) -> dict[str, str]:
+    """The as-of template of every task that reads one: dbt vars, gates, sync placeholders."""
+    templates = {}
+    for task in dag.tasks:
+        if hasattr(task, "vars"):
+            templates[task.task_id] = task.vars["as_of_date"]
+        elif task.task_id in GATES:
+            templates[task.task_id] = task.as_of_date
+        elif task.task_id.startswith("sync."):
+            templates[task.task_id] = task.op_args[1]
+    return templates
 
 
 @pytest.mark.parametrize(
@@ -164,40 +217,104 @@ def test_params_are_usable_from_the_trigger_form(dag) -> None:
     [(None, "2025-06-02"), ("2025-05-01", "2025-05-01")],
     ids=["interval-end", "override"],
 )
-def test_dbt_scores_as_of_the_interval_end_unless_overridden(dag, as_of_param: str | None, expected: str) -> None:
+def test_gates_dbt_and_sync_share_one_as_of_date(dag, as_of_param: str | None, expected: str) -> None:
     template_env = dag.get_template_env()
 
     rendered = {
-        task.task_id: template_env.from_string(task.vars["as_of_date"]).render(
-            params={"as_of_date": as_of_param},
-            data_interval_end=pendulum.datetime(2025, 6, 2, tz="UTC"),
+        task_id: template_env.from_string(template).render(
+            params={"as_of_date": as_of_param}, data_interval_end=pendulum.datetime(2025, 6, 2, tz="UTC")
         )
-        for task in dag.tasks
-        if hasattr(task, "vars")
+        for task_id, template in _as_of_templates(dag).items()
     }
 
-    assert rendered
+    assert set(GATES) <= set(rendered)
+    assert {"sync.braze", "sync.iterable"} <= set(rendered)
     assert set(rendered.values()) == {expected}
 
 
-def test_one_task_per_dbt_model_and_seed(dag, manifest: dict) -> None:
-    nodes = [node for node in manifest["nodes"].values() if node["package_name"] == "upshift"]
+def _upstream_closure(dag, task_id: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [task_id]
+    while todo:
+        for upstream in dag.get_task(todo.pop()).upstream_task_ids - seen:
+            seen.add(upstream)
+            todo.append(upstream)
+    return seen
+
+
+def _group(dag, prefix: str) -> set[str]:
+    return {task.task_id for task in dag.tasks if task.task_id.startswith(prefix)}
+
+
+def test_stages_run_in_order_behind_their_gates(dag) -> None:
+    features, scores, sync = _group(dag, "features."), _group(dag, "scores."), _group(dag, "sync.")
+
+    assert features
+    assert scores
+    assert sync
+    for task_id in features:
+        assert "raw_gate" in _upstream_closure(dag, task_id), task_id
+    assert features <= _upstream_closure(dag, "features_gate")
+    for task_id in scores:
+        assert "features_gate" in _upstream_closure(dag, task_id), task_id
+    assert scores <= _upstream_closure(dag, "scores_gate")
+    for task_id in sync:
+        assert "scores_gate" in _upstream_closure(dag, task_id), task_id
+    assert sync <= _upstream_closure(dag, "metrics")
+
+
+def test_sync_placeholders_use_the_pools_of_their_apis(dag) -> None:
+    pools = json.loads(POOLS_FILE.read_text())
+
+    assert {dag.get_task(task_id).pool for task_id in _group(dag, "sync.")} == {"braze_api", "iterable_api"}
+    assert set(pools) == {"braze_api", "iterable_api"}
+    for name, pool in pools.items():
+        assert pool["slots"] >= 1, name
+        assert pool["description"], name
+
+
+def test_placeholders_say_which_issue_fills_them(dag) -> None:
+    assert "activation issue" in dag.doc_md
+    assert "activation issue" in dag.get_task("sync.braze").python_callable.__doc__
+    assert "measurement issue" in dag.get_task("metrics").doc_md
+
+
+def _manifest_nodes(manifest: dict) -> list[dict]:
+    return [node for node in manifest["nodes"].values() if node["package_name"] == "upshift"]
+
+
+@pytest.mark.parametrize(("group", "tag"), [("features", "stage_features"), ("scores", "stage_scores")])
+def test_one_task_per_dbt_model_of_the_stage(dag, manifest: dict, group: str, tag: str) -> None:
     expected = {
-        f"dbt.{node['name']}_{node['resource_type']}_build"
-        for node in nodes
-        if node["resource_type"] in {"model", "seed"}
-    }
-    multi_parent_tests = {
-        f"dbt.{node['name']}_test"
-        for node in nodes
-        if node["resource_type"] == "test" and len(set(node["depends_on"]["nodes"])) > 1
+        f"{group}.{node['name']}_{node['resource_type']}_build"
+        for node in _manifest_nodes(manifest)
+        if (node["resource_type"] == "model" and tag in node["tags"])
+        or (node["resource_type"] == "seed" and group == "features")
     }
 
-    build_tasks = {task.task_id for task in dag.tasks if task.task_id.endswith("_build")}
-    other_tasks = {task.task_id for task in dag.tasks} - build_tasks
+    build_tasks = {task_id for task_id in _group(dag, f"{group}.") if task_id.endswith("_build")}
 
     assert build_tasks == expected
-    assert other_tasks <= multi_parent_tests, "only tests spanning several models get a task of their own"
+
+
+def test_tests_spanning_several_models_run_after_all_of_them(dag, manifest: dict) -> None:
+    nodes = {node["unique_id"]: node for node in _manifest_nodes(manifest)}
+    build_task_of = {
+        unique_id: task_id
+        for unique_id, node in nodes.items()
+        for task_id in (f"{group}.{node['name']}_{node['resource_type']}_build" for group in ("features", "scores"))
+        if task_id in dag.task_ids
+    }
+    multi_parent_tests = [
+        node for node in nodes.values() if node["resource_type"] == "test" and len(set(node["depends_on"]["nodes"])) > 1
+    ]
+
+    for test in multi_parent_tests:
+        parents = {build_task_of[parent] for parent in test["depends_on"]["nodes"] if parent in build_task_of}
+        if not parents:
+            continue  # tests of models outside these stages (e.g. activation) run with that stage
+        (test_task,) = [task_id for task_id in dag.task_ids if task_id.endswith(f".{test['name']}_test")]
+        assert parents <= _upstream_closure(dag, test_task), test["name"]
 
 
 def test_unit_tests_are_left_to_ci(dag) -> None:

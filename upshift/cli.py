@@ -1,7 +1,9 @@
 """Command line: `python -m upshift.cli <command>`.
 
 `demo` is what the README's first quickstart command runs: warehouse, synthetic marketplace,
-one DAG run, summary. The other commands are its steps, for operators who want one of them.
+one DAG run under a local Airflow (api-server, scheduler, dag-processor, triggerer), summary.
+The other commands are its steps, for operators who want one of them; `airflow up` leaves the
+local Airflow running for its UI.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 from upshift import dbt, local_airflow, warehouse
-from upshift.local_airflow import DagRunFailed
-from upshift.summary import MartMissing, readiness_summary
+from upshift.local_airflow import DAG_ID, AirflowNotReady, DagRunFailed
+from upshift.summary import MartMissing, readiness_summary, render_task_states
 from upshift.warehouse import WarehouseError, WarehouseSettings
 
 
@@ -61,20 +63,85 @@ def generate(settings: WarehouseSettings, args: argparse.Namespace) -> None:
     )
 
 
-def run_dag(settings: WarehouseSettings, as_of: date, *, full_refresh: bool = False, verbose: bool = False) -> None:
-    """Parse the dbt project, prepare a local Airflow, and run the DAG for `as_of`."""
+def run_dag(settings: WarehouseSettings, as_of: date, options: argparse.Namespace) -> None:
+    """Parse the dbt project, then run the DAG for `as_of` under a local Airflow (or in-process)."""
     started = _step("dbt parse (writes the manifest the DAG renders from)")
     dbt.parse(settings)
     _done(started)
+    conf = {"full_refresh": options.full_refresh, "dry_run": options.dry_run}
+    if options.in_process:
+        _run_in_process(settings, as_of, options)
+    else:
+        _run_under_scheduler(settings, as_of, conf, options)
 
+
+def _run_in_process(settings: WarehouseSettings, as_of: date, options: argparse.Namespace) -> None:
     started = _step(f"Airflow metadata database in {local_airflow.airflow_home(settings)}")
-    local_airflow.configure(settings, quiet=not verbose)
+    local_airflow.configure(settings, quiet=not options.verbose)
     print("    migrated" if local_airflow.migrate_metadata_db() else "    up to date")
     _done(started)
 
-    started = _step(f"run DAG {local_airflow.DAG_ID} for the interval ending {as_of} (dag.test)")
-    local_airflow.run_dag_once(as_of, full_refresh=full_refresh)
+    started = _step(f"run DAG {DAG_ID} for the interval ending {as_of} (in-process, dag.test)")
+    local_airflow.run_dag_once(as_of, full_refresh=options.full_refresh)
     _done(started)
+
+
+def _run_under_scheduler(
+    settings: WarehouseSettings, as_of: date, conf: dict[str, object], options: argparse.Namespace
+) -> None:
+    """Trigger the DAG through the REST API of a local Airflow and wait for the scheduler to run it."""
+    running = local_airflow.recorded_url(settings)
+    stack = None
+    if running:
+        print(f"==> using the local Airflow already running at {running}")
+        api = local_airflow.AirflowApi(running)
+    else:
+        stack, api = _start_airflow(settings, port=options.port, quiet=not options.verbose)
+    try:
+        started = _step(f"trigger {DAG_ID} for the interval ending {as_of} (REST API; the scheduler runs it)")
+        api.unpause(DAG_ID)
+        run_id = api.trigger(DAG_ID, as_of, conf)
+        state = api.wait_for_run(DAG_ID, run_id, timeout=options.timeout)
+        states = api.task_states(DAG_ID, run_id)
+        print(f"    run {run_id}: {state}")
+        print(render_task_states(local_airflow.state_counts(states)))
+        _done(started)
+        if state != "success":
+            failed = sorted(task for task, task_state in states.items() if task_state == "failed")
+            blocked = sum(task_state in {"upstream_failed", None} for task_state in states.values())
+            raise DagRunFailed(
+                f"{DAG_ID} for as-of {as_of} ended {state}: failed {failed}, {blocked} tasks after them did not run. "
+                f"Task logs: {local_airflow.airflow_home(settings) / 'logs'} (or the UI: rerun with --keep-airflow)"
+            )
+    finally:
+        if stack is not None and not options.keep_airflow:
+            started = _step("stop Airflow")
+            stack.stop()
+            _done(started)
+        elif stack is not None:
+            _print_ui(stack.url)
+
+
+def _start_airflow(
+    settings: WarehouseSettings, *, port: int, quiet: bool
+) -> tuple[local_airflow.LocalAirflow, local_airflow.AirflowApi]:
+    stack = local_airflow.LocalAirflow(settings, port=port, quiet=quiet)
+    started = _step(f"Airflow metadata database `{stack.metadata_database}` on the warehouse server, pools")
+    stack.prepare()
+    _done(started)
+    started = _step(f"start Airflow on {stack.url}: {', '.join(local_airflow.SERVICES)} (LocalExecutor)")
+    stack.start()
+    try:
+        api = stack.wait_until_ready()
+    except BaseException:
+        stack.stop()
+        raise
+    _done(started)
+    return stack, api
+
+
+def _print_ui(url: str) -> None:
+    print(f"\nAirflow keeps running: {url} (DAG {DAG_ID}). Stop it with `python -m upshift.cli airflow down`.")
 
 
 def print_summary(settings: WarehouseSettings, as_of: date) -> None:
@@ -94,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     generate(settings, args)
     _done(started)
 
-    run_dag(settings, args.as_of, verbose=args.verbose)
+    run_dag(settings, args.as_of, args)
     print_summary(settings, args.as_of)
     print(f"\nDemo finished in {time.monotonic() - total:.0f}s.")
 
@@ -108,7 +175,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     settings = warehouse.ensure_warehouse()
-    run_dag(settings, args.as_of, full_refresh=args.full_refresh, verbose=args.verbose)
+    run_dag(settings, args.as_of, args)
     print_summary(settings, args.as_of)
 
 
@@ -118,6 +185,23 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 def cmd_dbt_parse(_args: argparse.Namespace) -> None:
     print(f"wrote {dbt.parse()}")
+
+
+def cmd_airflow(args: argparse.Namespace) -> None:
+    settings = warehouse.ensure_warehouse() if args.action == "up" else WarehouseSettings.from_env()
+    running = local_airflow.recorded_url(settings)
+    if args.action == "status":
+        print(f"running: {running}" if running else "not running")
+    elif args.action == "down":
+        print("stopped" if local_airflow.stop_recorded(settings) else "was not running")
+    elif running:
+        _print_ui(running)
+    else:
+        started = _step("dbt parse (writes the manifest the DAG renders from)")
+        dbt.parse(settings)
+        _done(started)
+        stack, _api = _start_airflow(settings, port=args.port, quiet=False)
+        _print_ui(stack.url)
 
 
 def cmd_warehouse(args: argparse.Namespace) -> None:
@@ -147,6 +231,30 @@ def _add_verbose(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="show every task's Airflow and dbt log")
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
+    parser.add_argument("--dry-run", action="store_true", help="score as usual; the sync step sends nothing")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the DAG in this process with dag.test() instead of under a local scheduler",
+    )
+    parser.add_argument(
+        "--keep-airflow", action="store_true", help="leave the local Airflow running afterwards, for its UI"
+    )
+    _add_port(parser)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the DAG run (default 1800)")
+
+
+def _add_port(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=local_airflow.DEFAULT_PORT,
+        help=f"api-server and UI port on 127.0.0.1 (default {local_airflow.DEFAULT_PORT}, or a free one if taken)",
+    )
+
+
 def _add_as_of(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--as-of", type=_as_of, default=_today_utc(), help="score as of this date, YYYY-MM-DD (default today, UTC)"
@@ -161,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generator_options(demo)
     _add_as_of(demo)
     _add_verbose(demo)
+    _add_run_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
     generate_parser = commands.add_parser("generate", help="write a synthetic marketplace into the raw schema")
@@ -171,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the DAG once for an as-of date (rerun = same result)")
     _add_as_of(run)
     _add_verbose(run)
-    run.add_argument("--full-refresh", action="store_true", help="rebuild incremental models from scratch")
+    _add_run_options(run)
     run.set_defaults(handler=cmd_run)
 
     summary = commands.add_parser("summary", help="print tier counts, example users and quarantine counts")
@@ -179,6 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(handler=cmd_summary)
 
     commands.add_parser("dbt-parse", help="write dbt_project/target/manifest.json").set_defaults(handler=cmd_dbt_parse)
+
+    airflow = commands.add_parser("airflow", help="local Airflow for its UI: up (stays running), down, status")
+    airflow.add_argument("action", choices=["up", "down", "status"])
+    _add_port(airflow)
+    airflow.set_defaults(handler=cmd_airflow)
 
     warehouse_parser = commands.add_parser("warehouse", help="embedded PostgreSQL: start, stop, status")
     warehouse_parser.add_argument("action", choices=["start", "stop", "status"])
@@ -190,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (WarehouseError, dbt.DbtCommandFailed, DagRunFailed, MartMissing) as error:
+    except (WarehouseError, dbt.DbtCommandFailed, DagRunFailed, AirflowNotReady, MartMissing) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -177,3 +177,8 @@ def readiness_summary(conn: psycopg.Connection, settings: WarehouseSettings, as_
         example_users(conn, settings, as_of),
         quarantine_counts(conn, settings, as_of),
     )
+
+
+def render_task_states(counts: dict[str, int]) -> str:
+    """One line per task state, e.g. `success  37`, most frequent first."""
+    return "\n".join(f"    {state:<16}{tasks:>4} tasks" for state, tasks in counts.items())
