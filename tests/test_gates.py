@@ -20,14 +20,14 @@ from psycopg import sql
 
 from tests.planted import PLANTED_DIR
 from upshift.dbt import run_dbt
-from upshift.gates import GateConfigError, GateNotDefined, load_stage_plan, run_gate, stage_names
+from upshift.gates import GateConfigError, load_stage_plan, run_gate, stage_names
 from upshift.gates.config import EXPECTATIONS_DIR, quote_identifier
 from upshift.local_airflow import PLUGINS_FOLDER
 from upshift.warehouse import AIRFLOW_CONN_ID, WarehouseSettings
 
 AS_OF = dt.date(2025, 6, 2)
 GATE_FIXTURES = Path(__file__).parent / "fixtures" / "gates"
-GATED_STAGES = ("raw", "features", "scores")
+GATED_STAGES = ("raw", "features", "scores", "sync_payload")
 
 pytestmark = pytest.mark.slow
 
@@ -99,12 +99,12 @@ def test_config_every_stage_suite_agrees_with_gates_yml() -> None:
         assert plan.expectations
         assert {expectation.severity for expectation in plan.expectations} <= {"blocking", "warning"}
         assert len({expectation.name for expectation in plan.expectations}) == len(plan.expectations)
-    assert set(stage_names()) == {*GATED_STAGES, "sync_payload"}
+    assert set(stage_names()) == set(GATED_STAGES)
 
 
-def test_config_sync_payload_gate_is_a_stub_until_the_sync_models_exist() -> None:
-    with pytest.raises(GateNotDefined, match="sync_payload gate is not defined yet"):
-        load_stage_plan("sync_payload", WarehouseSettings.from_env({}), AS_OF)
+def test_config_an_unknown_stage_is_refused() -> None:
+    with pytest.raises(GateConfigError, match="no stage 'sync'"):
+        load_stage_plan("sync", WarehouseSettings.from_env({}), AS_OF)
 
 
 def test_config_a_check_without_a_severity_is_refused(tmp_path: Path) -> None:
@@ -181,6 +181,24 @@ def test_raw_gate_reports_quarantinable_rows_as_warnings_and_passes(clean: Wareh
             ["marts.client_readiness"],
             "scores",
             {"ready_share_below_ceiling[client_readiness]"},
+        ),
+        (
+            "sync_payload_email_in_attributes.sql",
+            ["marts.sync_braze__users"],
+            "sync_payload",
+            {"no_personal_data_in_payload[sync_braze__users]"},
+        ),
+        (
+            "sync_payload_missing_numbers.sql",
+            ["marts.sync_iterable__users"],
+            "sync_payload",
+            {"offer_personalisation_present[sync_iterable__users]"},
+        ),
+        (
+            "sync_payload_duplicate_identity.sql",
+            ["marts.sync_braze__users"],
+            "sync_payload",
+            {"one_row_per_identity[sync_braze__users]"},
         ),
         (
             "scores_tier_churn.sql",
