@@ -96,7 +96,7 @@ def _run_under_scheduler(
         print(f"==> using the local Airflow already running at {running}")
         api = local_airflow.AirflowApi(running)
     else:
-        stack, api = _start_airflow(settings, port=options.port, quiet=not options.verbose)
+        stack, api = _start_airflow(settings, port=options.port, quiet=not options.verbose, keep=options.keep_airflow)
     try:
         started = _step(f"trigger {DAG_ID} for the interval ending {as_of} (REST API; the scheduler runs it)")
         api.unpause(DAG_ID)
@@ -123,9 +123,9 @@ def _run_under_scheduler(
 
 
 def _start_airflow(
-    settings: WarehouseSettings, *, port: int, quiet: bool
+    settings: WarehouseSettings, *, port: int, quiet: bool, keep: bool
 ) -> tuple[local_airflow.LocalAirflow, local_airflow.AirflowApi]:
-    stack = local_airflow.LocalAirflow(settings, port=port, quiet=quiet)
+    stack = local_airflow.LocalAirflow(settings, port=port, quiet=quiet, die_with_parent=not keep)
     started = _step(f"Airflow metadata database `{stack.metadata_database}` on the warehouse server, pools")
     stack.prepare()
     _done(started)
@@ -200,7 +200,7 @@ def cmd_airflow(args: argparse.Namespace) -> None:
         started = _step("dbt parse (writes the manifest the DAG renders from)")
         dbt.parse(settings)
         _done(started)
-        stack, _api = _start_airflow(settings, port=args.port, quiet=False)
+        stack, _api = _start_airflow(settings, port=args.port, quiet=False, keep=True)
         _print_ui(stack.url)
 
 

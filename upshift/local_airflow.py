@@ -182,6 +182,9 @@ class LocalAirflow:
     metadata_database: str = METADATA_DATABASE
     home: Path | None = None
     quiet: bool = False
+    # Linux: the services get SIGTERM if this process dies without stopping them (a killed
+    # test run, a closed terminal). Off for a stack meant to outlive its starter (`airflow up`).
+    die_with_parent: bool = True
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -281,6 +284,7 @@ class LocalAirflow:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     cwd=self.home,
+                    preexec_fn=_terminate_with_parent if self.die_with_parent else None,
                 )
         self.state_file.write_text(
             json.dumps({"url": self.url, "pids": {name: proc.pid for name, proc in self.processes.items()}})
@@ -322,6 +326,15 @@ class LocalAirflow:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the parent dies (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def stop_process_groups(pids: list[int], *, timeout: float = 30) -> None:
@@ -474,6 +487,19 @@ class AirflowApi:
             "reprocess_behavior": "completed",
         }
         return self._request("POST", "/backfills", json=body).json()["id"]
+
+    def wait_for_backfill(self, backfill_id: int, *, timeout: float = 1800, poll: float = 5) -> None:
+        """Poll until the scheduler has finished every run of the backfill."""
+        deadline = time.monotonic() + timeout
+        while self._request("GET", f"/backfills/{backfill_id}").json()["completed_at"] is None:
+            if time.monotonic() > deadline:
+                raise DagRunFailed(f"backfill {backfill_id} not finished after {timeout:.0f}s")
+            time.sleep(poll)
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> object:
+        """What a task returned (its XCom), as JSON."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        return self._request("GET", path, params={"deserialize": True}).json()["value"]
 
 
 def state_counts(states: dict[str, str | None]) -> dict[str, int]:
