@@ -1,0 +1,136 @@
+"""Operators of the sync, one step each: users, Iterable lists, events (upshift.sync does the work).
+
+Each reads the warehouse through the `upshift_warehouse` connection and the destination through
+its hook (created in execute, never in __init__), runs its step for the run's as-of date and
+returns the step's small JSON summary for XCom. The DAG sets the pool (`braze_api`,
+`iterable_api`). Order per destination: users -> lists (Iterable) -> events. See docs/sync.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from upshift.warehouse import AIRFLOW_CONN_ID
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from upshift.sync import SyncOptions
+    from upshift.sync.clients import ApiClient
+
+DEFAULT_CONN_IDS = {"braze": "braze_default", "iterable": "iterable_default"}
+
+
+def _flag(value: object) -> bool:
+    """A templated boolean: rendered params arrive as bool or as text ("True", "false", "1")."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes", "on"}
+    return bool(value)
+
+
+class _SyncStepOperator(BaseOperator):
+    """Shared knobs: as_of_date (YYYY-MM-DD), dry_run, full_resync - all templated."""
+
+    template_fields = ("as_of_date", "dry_run", "full_resync")
+    ui_color = "#fdf1e3"
+    step = ""
+
+    def __init__(
+        self,
+        *,
+        destination: str,
+        as_of_date: str | None = None,
+        dry_run: bool | str = False,
+        full_resync: bool | str = False,
+        conn_id: str | None = None,
+        warehouse_conn_id: str = AIRFLOW_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.destination = destination
+        self.as_of_date = as_of_date
+        self.dry_run = dry_run
+        self.full_resync = full_resync
+        self.conn_id = conn_id
+        self.warehouse_conn_id = warehouse_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from upshift_gates import warehouse_settings
+
+        from upshift.sync import SyncSettings, open_context
+
+        options = self.options(context)
+        settings = SyncSettings.from_env()
+        client = None if options.dry_run else self.client(settings)
+        try:
+            with open_context(warehouse_settings(self.warehouse_conn_id), options, settings) as sync:
+                summary = self.run_step(sync, client)
+        finally:
+            if client is not None:
+                client.close()
+        self.log.info("%s %s summary: %s", self.destination, self.step, summary)
+        return summary
+
+    def options(self, context: Context) -> SyncOptions:
+        from upshift.sync import SyncOptions
+
+        as_of = str(self.as_of_date or "").strip()
+        return SyncOptions(
+            run_id=str(context.get("run_id") or f"manual__{uuid.uuid4().hex[:12]}"),
+            as_of_date=dt.date.fromisoformat(as_of) if as_of else None,
+            dry_run=_flag(self.dry_run),
+            full_resync=_flag(self.full_resync),
+        )
+
+    def client(self, settings: Any) -> ApiClient:
+        conn_id = self.conn_id or DEFAULT_CONN_IDS[self.destination]
+        if self.destination == "braze":
+            from upshift_braze import BrazeHook
+
+            return BrazeHook(conn_id, settings=settings).get_conn()
+        from upshift_iterable import IterableHook
+
+        return IterableHook(conn_id, settings=settings).get_conn()
+
+    def run_step(self, sync: Any, client: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class SyncUsersOperator(_SyncStepOperator):
+    """Send new and changed users' attributes to `destination`, clear users who left the model."""
+
+    step = "users"
+
+    def run_step(self, sync: Any, client: Any) -> dict[str, Any]:
+        from upshift.sync import sync_users
+
+        return sync_users(sync, self.destination, client)
+
+
+class SyncEventsOperator(_SyncStepOperator):
+    """Deliver the due trigger events to `destination`, each once (event ledger)."""
+
+    step = "events"
+
+    def run_step(self, sync: Any, client: Any) -> dict[str, Any]:
+        from upshift.sync import sync_events
+
+        return sync_events(sync, self.destination, client)
+
+
+class SyncIterableListsOperator(_SyncStepOperator):
+    """Subscribe users to the Iterable static lists they entered, unsubscribe them from those they left."""
+
+    step = "lists"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(destination="iterable", **kwargs)
+
+    def run_step(self, sync: Any, client: Any) -> dict[str, Any]:
+        from upshift.sync import sync_iterable_lists
+
+        return sync_iterable_lists(sync, client)

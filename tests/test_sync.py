@@ -1,0 +1,679 @@
+"""The sync end to end: a generated marketplace plus the planted users, built with dbt, synced
+over HTTP to the Braze / Iterable emulator, with state in a real PostgreSQL.
+
+What a growth engineer would notice: the destinations hold exactly the model's profiles, lists
+and events; a rerun without data changes sends nothing; a change to a few users sends exactly
+those; faults (429 storms, 5xx, row errors, a killed run) lose no user, duplicate no event and
+leave every failure in sync_errors; a dry run sends and writes nothing; logs carry no keys or
+emails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.planted import PLANTED_DIR
+from upshift.dbt import run_dbt
+from upshift.emulator import EmulatorSettings, RunningEmulator, serve_in_thread
+from upshift.sync import BrazeClient, IterableClient, SyncOptions, SyncRunFailed, SyncSettings, run_sync
+from upshift.warehouse import REPO_ROOT, WarehouseSettings
+
+pytestmark = pytest.mark.slow
+
+AS_OF = dt.date(2026, 3, 1)
+SYNC_FIXTURES = Path(__file__).parent / "fixtures" / "sync"
+# Distinctive keys, so a leak into a log is unmistakable.
+BRAZE_KEY = "braze-test-key-5f0c2e"
+ITERABLE_KEY = "iterable-test-key-a91d7b"
+# Reconcile ambiguous Braze batches at once (the emulator processes synchronously).
+SETTINGS = SyncSettings(braze_reconcile_after_seconds=0, backoff_base_seconds=0.2)
+
+
+# --- arrange: data, emulator, helpers ---------------------------------------------------------
+
+
+def build(warehouse: WarehouseSettings, *, select: str | None = None, **dbt_vars: object) -> None:
+    args = ["build", "--exclude-resource-type", "unit_test", "--quiet"]
+    args += ["--vars", json.dumps({"as_of_date": AS_OF.isoformat(), **dbt_vars})]
+    run_dbt([*args, *(["--select", select] if select else [])], warehouse)
+
+
+@pytest.fixture(scope="module")
+def built(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> WarehouseSettings:
+    """~230 generated users plus the planted ones, scored for the day before AS_OF and AS_OF."""
+    from upshift.generator import generate_marketplace, load_planted
+
+    generate_marketplace(
+        pg_conn, schema=warehouse.raw_schema, as_of=AS_OF, clients=150, workers=80, days=60, dirty_rate=0
+    )
+    load_planted(pg_conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
+    run_dbt(
+        [
+            "build",
+            "--exclude-resource-type",
+            "unit_test",
+            "--quiet",
+            "--vars",
+            json.dumps({"as_of_date": "2026-02-28"}),
+        ],
+        warehouse,
+    )
+    build(warehouse)
+    return warehouse
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[RunningEmulator]:
+    with serve_in_thread(EmulatorSettings(braze_api_key=BRAZE_KEY, iterable_api_key=ITERABLE_KEY)) as running:
+        yield running
+
+
+def sync(
+    warehouse: WarehouseSettings,
+    emulator: RunningEmulator,
+    run_id: str,
+    settings: SyncSettings = SETTINGS,
+    **options: Any,
+) -> dict[str, dict[str, Any]]:
+    with (
+        BrazeClient(emulator.braze_url, BRAZE_KEY, settings) as braze,
+        IterableClient(emulator.iterable_url, ITERABLE_KEY, settings) as iterable,
+    ):
+        return run_sync(
+            warehouse,
+            SyncOptions(run_id=run_id, as_of_date=AS_OF, **options),
+            braze=braze,
+            iterable=iterable,
+            settings=settings,
+        )
+
+
+def rows(conn: psycopg.Connection, query: str, *params: Any, **identifiers: str) -> list[dict[str, Any]]:
+    statement = sql.SQL(query).format(
+        **{name: sql.Identifier(*value.split(".")) for name, value in identifiers.items()}
+    )
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
+        return cursor.execute(statement, params or None).fetchall()
+
+
+def marts(warehouse: WarehouseSettings, model: str) -> str:
+    return f"{warehouse.schema}_marts.{model}"
+
+
+def model_users(conn: psycopg.Connection, warehouse: WarehouseSettings, destination: str) -> dict[str, dict]:
+    key = "external_id" if destination == "braze" else "user_id"
+    found = rows(conn, "select * from {model}", model=marts(warehouse, f"sync_{destination}__users"))
+    return {row[key]: row for row in found}
+
+
+def model_events(conn: psycopg.Connection, warehouse: WarehouseSettings, destination: str) -> list[dict]:
+    return rows(conn, "select * from {model}", model=marts(warehouse, f"sync_{destination}__events"))
+
+
+def braze_profiles(emulator: RunningEmulator) -> dict[str, dict]:
+    users = emulator.emulator.state()["braze"]["users"]
+    return {user["external_id"]: user.get("custom_attributes", {}) for user in users}
+
+
+def iterable_profiles(emulator: RunningEmulator) -> dict[str, dict]:
+    return {user["userId"]: user for user in emulator.emulator.state()["iterable"]["users"]}
+
+
+def iterable_lists(emulator: RunningEmulator) -> dict[str, set[str]]:
+    return {item["name"]: set(item["members"]) for item in emulator.emulator.state()["iterable"]["lists"]}
+
+
+def braze_event_keys(emulator: RunningEmulator) -> Counter:
+    events = emulator.emulator.state()["braze"]["events"]
+    return Counter(
+        (event["external_id"], event["name"], event["properties"]["trigger_id"], event["properties"].get("step"))
+        for event in events
+    )
+
+
+def model_event_keys(events: list[dict]) -> Counter:
+    return Counter(
+        (
+            event.get("external_id") or event["user_id"],
+            event["event_name"],
+            event["properties"]["trigger_id"],
+            event["properties"].get("step"),
+        )
+        for event in events
+    )
+
+
+def api_requests(emulator: RunningEmulator) -> list[dict]:
+    """The emulator's log of API calls (inspection calls are not logged)."""
+    return emulator.emulator.state()["requests"]
+
+
+def reset(emulator: RunningEmulator, conn: psycopg.Connection, schema: str) -> None:
+    """A clean emulator and no sync state: the next sync starts from nothing."""
+    emulator.emulator.reset()
+    conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+
+
+def assert_destinations_match_the_models(
+    conn: psycopg.Connection, warehouse: WarehouseSettings, emulator: RunningEmulator
+) -> None:
+    braze_model = model_users(conn, warehouse, "braze")
+    profiles = braze_profiles(emulator)
+    assert {user for user, attributes in profiles.items() if attributes} == set(braze_model)
+    assert {user: profiles[user] for user in braze_model} == {
+        user: row["attributes"] for user, row in braze_model.items()
+    }
+    iterable_model = model_users(conn, warehouse, "iterable")
+    people = iterable_profiles(emulator)
+    # Iterable keeps a field set to null; the model strips nulls.
+    fields = {
+        user: {key: value for key, value in people[user]["dataFields"].items() if value is not None}
+        for user in iterable_model
+    }
+    assert fields == {user: row["data_fields"] for user, row in iterable_model.items()}
+    assert sum(people[user].get("email") != row["email"] for user, row in iterable_model.items()) == 0
+    wanted_lists: dict[str, set[str]] = {}
+    for user, row in iterable_model.items():
+        for name in row["list_names"]:
+            wanted_lists.setdefault(name, set()).add(user)
+    assert {name: members for name, members in iterable_lists(emulator).items() if members} == wanted_lists
+
+
+def assert_each_event_delivered_once(
+    conn: psycopg.Connection, warehouse: WarehouseSettings, emulator: RunningEmulator, schema: str = "upshift_sync"
+) -> None:
+    """Every event the ledger calls sent (and every one the model holds) arrived exactly once."""
+    sent = rows(
+        conn,
+        "select destination, event_id, user_id, event_name, payload from {ledger} where status = 'sent'",
+        ledger=f"{schema}.event_ledger",
+    )
+    braze_sent = Counter(
+        (row["user_id"], row["event_name"], row["payload"]["trigger_id"], row["payload"].get("step"))
+        for row in sent
+        if row["destination"] == "braze"
+    )
+    assert braze_event_keys(emulator) == braze_sent
+    assert set(model_event_keys(model_events(conn, warehouse, "braze"))) <= set(braze_sent)
+    iterable_events = emulator.emulator.state()["iterable"]["events"]
+    assert {event["id"] for event in iterable_events} == {
+        row["event_id"] for row in sent if row["destination"] == "iterable"
+    }
+    assert {event["event_id"] for event in model_events(conn, warehouse, "iterable")} <= {
+        e["id"] for e in iterable_events
+    }
+
+
+@pytest.fixture(scope="module")
+def first_sync(
+    built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection
+) -> dict[str, dict[str, Any]]:
+    reset(emulator, pg_conn, "upshift_sync")
+    return sync(built, emulator, "first")
+
+
+# --- the normal life of the sync ----------------------------------------------------------------
+
+
+def test_the_first_run_leaves_exactly_the_models_profiles_lists_and_events(
+    first_sync: dict, built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection
+) -> None:
+    users = model_users(pg_conn, built, "braze")
+
+    assert first_sync["braze_users"]["new"] == first_sync["braze_users"]["sent"] == len(users) > 50
+    assert first_sync["braze_events"]["sent"] == len(model_events(pg_conn, built, "braze")) > 10
+    assert_destinations_match_the_models(pg_conn, built, emulator)
+    assert_each_event_delivered_once(pg_conn, built, emulator)
+    assert rows(pg_conn, "select count(*) as open from {errors}", errors="upshift_sync.sync_errors")[0]["open"] == 0
+
+
+def test_a_second_run_without_data_changes_sends_nothing(
+    first_sync: dict, built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection
+) -> None:
+    emulator.emulator.log.clear()
+
+    summaries = sync(built, emulator, "second")
+
+    assert api_requests(emulator) == []
+    assert {name: summary.get("sent", 0) for name, summary in summaries.items()} == dict.fromkeys(summaries, 0)
+    assert summaries["braze_users"]["unchanged"] == first_sync["braze_users"]["sent"]
+    logged = rows(
+        pg_conn,
+        "select step, destination, sent, unchanged from {log} where run_id = 'second'",
+        log="upshift_sync.sync_log",
+    )
+    assert len(logged) == 5
+    assert {row["sent"] for row in logged} == {0}
+
+
+def test_a_dry_run_sends_nothing_and_writes_no_state(
+    first_sync: dict, built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection
+) -> None:
+    def state() -> list[int]:
+        return [
+            rows(pg_conn, "select count(*) as n from {table}", table=f"upshift_sync.{table}")[0]["n"]
+            for table in ("user_state", "event_ledger", "sync_errors", "iterable_lists")
+        ]
+
+    pg_conn.execute("update upshift_sync.user_state set payload_hash = 'stale' where user_id like 'planted_%'")
+    stale = rows(pg_conn, "select count(*) as n from {s} where payload_hash = 'stale'", s="upshift_sync.user_state")
+    before = state()
+    emulator.emulator.log.clear()
+
+    summaries = run_sync(built, SyncOptions(run_id="dry", as_of_date=AS_OF, dry_run=True), settings=SETTINGS)
+
+    assert api_requests(emulator) == []
+    assert state() == before
+    braze = summaries["braze_users"]
+    assert braze["dry_run"] is True
+    assert braze["changed"] == stale[0]["n"] // 2 > 0  # half the stale rows are Iterable's
+    assert all(user.startswith("planted_") for user in braze["samples"]["changed"])
+    logged = rows(pg_conn, "select dry_run, sent from {log} where run_id = 'dry'", log="upshift_sync.sync_log")
+    assert {(row["dry_run"], row["sent"]) for row in logged} == {(True, 0)}
+    sync(built, emulator, "after-dry")  # put the stale rows right for the tests after this one
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fault_schema(pg_conn: psycopg.Connection, emulator: RunningEmulator) -> Iterator[SyncSettings]:
+    """A fresh emulator and a separate, empty sync schema for one fault test."""
+    settings = SETTINGS.with_overrides(schema="upshift_sync_faults")
+    reset(emulator, pg_conn, settings.schema)
+    yield settings
+    emulator.emulator.faults.clear()
+
+
+def test_a_429_storm_and_5xx_answers_are_waited_out_and_nothing_is_lost(
+    built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection, fault_schema: SyncSettings
+) -> None:
+    emulator.emulator.faults.arm(
+        {
+            "braze": {"status_429_burst": 2, "status_503": 1, "rate_limit_reset_seconds": 1},
+            "iterable": {"status_429_burst": 2, "status_502": 1, "status_500": 1},
+        }
+    )
+    started = time.monotonic()
+
+    summaries = sync(built, emulator, "storm", fault_schema)
+
+    elapsed = time.monotonic() - started
+    statuses = Counter((call["platform"], call["status"]) for call in api_requests(emulator))
+    assert statuses[("braze", 429)] == 2
+    assert statuses[("braze", 503)] == 1
+    assert statuses[("iterable", 429)] == 2
+    assert statuses[("iterable", 502)] == 1
+    assert elapsed >= 2.0  # two Braze 429s, each waited until its X-RateLimit-Reset (>= 1 s away)
+    assert all(summary.get("failed", 0) == 0 for summary in summaries.values())
+    assert_destinations_match_the_models(pg_conn, built, emulator)
+    assert_each_event_delivered_once(pg_conn, built, emulator, fault_schema.schema)
+
+
+def test_the_destinations_rate_limit_is_respected_with_small_limits(
+    built: WarehouseSettings, pg_conn: psycopg.Connection
+) -> None:
+    limits = EmulatorSettings(
+        braze_api_key=BRAZE_KEY,
+        iterable_api_key=ITERABLE_KEY,
+        braze_track_rate_limit=4,
+        braze_track_rate_window_seconds=1.0,
+        iterable_bulk_update_rate_per_second=2,
+        iterable_track_bulk_rate_per_second=2,
+    )
+    # The client believes Braze allows more than it does, so Braze's 429s and reset header decide.
+    settings = SETTINGS.with_overrides(
+        schema="upshift_sync_rates",
+        braze_max_objects_per_array=10,
+        iterable_bulk_update_max_users=20,
+        iterable_track_bulk_max_events=20,
+        braze_track_rate_limit=50,
+        iterable_bulk_rate_per_second=2,
+    )
+    pg_conn.execute("drop schema if exists upshift_sync_rates cascade")
+    with serve_in_thread(limits) as limited:
+        summaries = sync(built, limited, "rates", settings)
+
+        calls = api_requests(limited)
+        assert Counter(call["status"] for call in calls if call["platform"] == "iterable")[429] == 0
+        assert any(call["status"] == 429 for call in calls if call["platform"] == "braze")
+        assert all(summary.get("failed", 0) == 0 for summary in summaries.values())
+        assert_destinations_match_the_models(pg_conn, built, limited)
+        assert_each_event_delivered_once(pg_conn, built, limited, "upshift_sync_rates")
+
+
+def test_row_errors_are_recorded_not_marked_synced_and_retried_next_run(
+    built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection, fault_schema: SyncSettings
+) -> None:
+    emulator.emulator.faults.arm(
+        {
+            "braze": {"reject_external_ids": ["planted_c_ready", "planted_w_ready"]},
+            "iterable": {"reject_user_ids": ["planted_c_overdue"]},
+        }
+    )
+
+    summaries = sync(built, emulator, "rejecting", fault_schema)
+
+    errors = rows(
+        pg_conn,
+        "select destination, step, object_id, reason from {errors} where resolved_at is null",
+        errors=f"{fault_schema.schema}.sync_errors",
+    )
+    users = {(row["destination"], row["object_id"]) for row in errors if row["step"] == "users"}
+    assert users == {("braze", "planted_c_ready"), ("braze", "planted_w_ready"), ("iterable", "planted_c_overdue")}
+    assert {row["reason"] for row in errors if row["step"] == "users"} == {"row_rejected", "invalidDataEmails"}
+    assert summaries["braze_users"]["failed"] == 2
+    stored = rows(
+        pg_conn,
+        "select destination, user_id from {state} where payload_hash <> ''",
+        state=f"{fault_schema.schema}.user_state",
+    )
+    assert not users & {(row["destination"], row["user_id"]) for row in stored}
+
+    emulator.emulator.faults.clear()
+    retry = sync(built, emulator, "retrying", fault_schema)
+
+    assert retry["braze_users"]["sent"] == retry["braze_users"]["retried"] == 2
+    assert retry["iterable_users"]["retried"] == 1
+    still_open = rows(
+        pg_conn,
+        "select count(*) as n from {errors} where resolved_at is null",
+        errors=f"{fault_schema.schema}.sync_errors",
+    )
+    assert still_open[0]["n"] == 0
+    assert_destinations_match_the_models(pg_conn, built, emulator)
+    assert_each_event_delivered_once(pg_conn, built, emulator, fault_schema.schema)
+
+
+def test_a_braze_5xx_after_processing_never_duplicates_events(
+    built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection, fault_schema: SyncSettings
+) -> None:
+    # Users first, then the first event batch is processed and answered 500.
+    settings = fault_schema.with_overrides(braze_max_objects_per_array=25)
+    with (
+        BrazeClient(emulator.braze_url, BRAZE_KEY, settings) as braze,
+        IterableClient(emulator.iterable_url, ITERABLE_KEY, settings) as iterable,
+    ):
+        from upshift.sync import open_context, sync_events, sync_users
+
+        options = SyncOptions(run_id="lost-answer", as_of_date=AS_OF)
+        with open_context(built, options, settings) as context:
+            sync_users(context, "braze", braze)
+            emulator.emulator.faults.arm({"braze": {"process_then_500": 1}})
+            with pytest.raises(SyncRunFailed, match="ambiguous"):
+                sync_events(context, "braze", braze)
+        emulator.emulator.faults.clear()
+        ambiguous = rows(
+            pg_conn,
+            "select count(*) as n from {ledger} where status = 'ambiguous'",
+            ledger=f"{settings.schema}.event_ledger",
+        )
+        errors = rows(
+            pg_conn,
+            "select count(*) as n from {errors} where reason = 'ambiguous_delivery'",
+            errors=f"{settings.schema}.sync_errors",
+        )
+
+        summaries = run_sync(
+            built, SyncOptions(run_id="reconcile", as_of_date=AS_OF), braze=braze, iterable=iterable, settings=settings
+        )
+
+    assert ambiguous[0]["n"] == errors[0]["n"] == 25
+    assert summaries["braze_events"]["reconciled_sent"] == 25
+    assert_each_event_delivered_once(pg_conn, built, emulator, settings.schema)
+
+
+def test_a_sync_killed_mid_run_loses_no_user_and_duplicates_no_event(
+    built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection, fault_schema: SyncSettings
+) -> None:
+    env = {
+        **os.environ,
+        **{f"UPSHIFT_PG_{key.upper()}": str(value) for key, value in _pg_env(built).items()},
+        "UPSHIFT_SYNC_SCHEMA": fault_schema.schema,
+        "UPSHIFT_SYNC_BRAZE_MAX_OBJECTS_PER_ARRAY": "10",
+        "UPSHIFT_SYNC_ITERABLE_TRACK_BULK_MAX_EVENTS": "10",
+        "SYNC_BRAZE_URL": emulator.braze_url,
+        "SYNC_ITERABLE_URL": emulator.iterable_url,
+        "SYNC_BRAZE_KEY": BRAZE_KEY,
+        "SYNC_ITERABLE_KEY": ITERABLE_KEY,
+    }
+    emulator.emulator.faults.arm({"braze": {"delay_seconds": 0.3}, "iterable": {"delay_seconds": 0.3}})
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_SYNC, AS_OF.isoformat()],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: any("events" in call["objects"] for call in api_requests(emulator)), child)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    time.sleep(0.5)  # let the in-flight request finish on the emulator side
+    emulator.emulator.faults.clear()
+    in_flight = rows(
+        pg_conn,
+        "select destination, count(*) as n from {ledger} where status = 'pending' group by 1",
+        ledger=f"{fault_schema.schema}.event_ledger",
+    )
+
+    summaries = sync(built, emulator, "after-kill", fault_schema)
+
+    assert {row["destination"] for row in in_flight} == {"braze"}  # killed with a Braze event batch in flight
+    assert summaries["braze_events"]["reconciled_sent"] + summaries["braze_events"]["reconciled_resend"] > 0
+    assert_destinations_match_the_models(pg_conn, built, emulator)
+    assert_each_event_delivered_once(pg_conn, built, emulator, fault_schema.schema)
+    flagged = rows(
+        pg_conn,
+        "select count(*) as n from {errors} where reason = 'ambiguous_delivery'",
+        errors=f"{fault_schema.schema}.sync_errors",
+    )
+    assert flagged[0]["n"] == in_flight[0]["n"]
+
+
+CHILD_SYNC = """
+import datetime as dt, os, sys
+from upshift.sync import BrazeClient, IterableClient, SyncOptions, SyncSettings, run_sync
+from upshift.warehouse import WarehouseSettings
+settings = SyncSettings.from_env()
+run_sync(
+    WarehouseSettings.from_env(),
+    SyncOptions(run_id="killed", as_of_date=dt.date.fromisoformat(sys.argv[1])),
+    braze=BrazeClient(os.environ["SYNC_BRAZE_URL"], os.environ["SYNC_BRAZE_KEY"], settings),
+    iterable=IterableClient(os.environ["SYNC_ITERABLE_URL"], os.environ["SYNC_ITERABLE_KEY"], settings),
+    settings=settings,
+)
+"""
+
+
+def _pg_env(settings: WarehouseSettings) -> dict[str, object]:
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "user": settings.user,
+        "password": settings.password,
+        "database": settings.database,
+        "schema": settings.schema,
+    }
+
+
+def _wait_for(condition: Any, child: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if child.poll() is not None:
+            pytest.fail(f"the sync finished (exit code {child.returncode}) before it could be killed")
+        if time.monotonic() > deadline:
+            pytest.fail("the sync never reached its events step")
+        time.sleep(0.02)
+
+
+# --- hygiene ------------------------------------------------------------------------------------
+
+
+def test_logs_never_show_api_keys_or_emails(
+    built: WarehouseSettings,
+    emulator: RunningEmulator,
+    pg_conn: psycopg.Connection,
+    fault_schema: SyncSettings,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emails = [
+        row["email"]
+        for row in rows(pg_conn, "select email from {users} where email is not null", users=f"{built.raw_schema}.users")
+    ]
+    emulator.emulator.faults.arm(
+        {
+            "braze": {"status_429_burst": 1, "status_500": 1, "reject_share": 0.2},
+            "iterable": {"status_503": 1, "reject_emails": emails[:20], "reject_share": 0.2},
+        }
+    )
+    caplog.set_level(logging.DEBUG)
+
+    sync(built, emulator, "hygiene", fault_schema)
+    errors = rows(pg_conn, "select reason, detail from {errors}", errors=f"{fault_schema.schema}.sync_errors")
+    output = caplog.text + "".join(capsys.readouterr()) + json.dumps(errors)
+
+    assert "retrying" in caplog.text
+    assert len(errors) > 5
+    assert BRAZE_KEY not in output
+    assert ITERABLE_KEY not in output
+    assert [email for email in emails if email in output] == []
+    assert "@" not in output
+
+
+# --- the Airflow side ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def airflow_connections(built: WarehouseSettings, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    from upshift.local_airflow import PLUGINS_FOLDER
+
+    monkeypatch.setenv("AIRFLOW_CONN_UPSHIFT_WAREHOUSE", built.airflow_connection())
+    monkeypatch.setenv("UPSHIFT_PG_SCHEMA", built.schema)
+    braze = {"conn_type": "http", "host": emulator.braze_url, "password": BRAZE_KEY}
+    iterable = {"conn_type": "http", "host": emulator.iterable_url, "password": ITERABLE_KEY}
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", json.dumps(braze))
+    monkeypatch.setenv("AIRFLOW_CONN_ITERABLE_DEFAULT", json.dumps(iterable))
+    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_WRONG_KEY", json.dumps({**braze, "password": "not-the-key"}))
+    monkeypatch.setenv("UPSHIFT_SYNC_BRAZE_RECONCILE_AFTER_SECONDS", "0")
+    monkeypatch.syspath_prepend(str(PLUGINS_FOLDER))
+
+
+def test_hooks_test_their_connection_without_showing_the_key(airflow_connections: None) -> None:
+    from upshift_braze import BrazeHook
+    from upshift_iterable import IterableHook
+
+    assert BrazeHook().test_connection()[0] is True
+    assert IterableHook().test_connection()[0] is True
+    ok, message = BrazeHook("braze_wrong_key").test_connection()
+    assert ok is False
+    assert "401" in message
+    assert "not-the-key" not in message
+
+
+def test_operators_run_one_step_each_and_return_a_small_summary(
+    airflow_connections: None, first_sync: dict, emulator: RunningEmulator
+) -> None:
+    from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
+
+    operators = [
+        SyncUsersOperator(task_id="braze_users", destination="braze", as_of_date=AS_OF.isoformat()),
+        SyncIterableListsOperator(task_id="iterable_lists", as_of_date=AS_OF.isoformat(), dry_run="True"),
+        SyncEventsOperator(task_id="iterable_events", destination="iterable", as_of_date=AS_OF.isoformat()),
+    ]
+    emulator.emulator.log.clear()
+
+    summaries = [operator.execute(context={"run_id": "operator"}) for operator in operators]
+
+    assert [summary["step"] for summary in summaries] == ["users", "lists", "events"]
+    assert summaries[1]["dry_run"] is True
+    assert all(len(json.dumps(summary)) < 2_000 for summary in summaries)
+    assert SyncUsersOperator.template_fields == ("as_of_date", "dry_run", "full_resync")
+    assert api_requests(emulator) == []  # nothing changed since the last run
+
+
+def test_an_operator_refuses_models_built_for_another_date(airflow_connections: None, first_sync: dict) -> None:
+    from upshift_sync_operators import SyncUsersOperator
+
+    from upshift.sync import SyncModelsOutOfDate
+
+    operator = SyncUsersOperator(task_id="braze_users", destination="braze", as_of_date="2026-02-27")
+
+    with pytest.raises(SyncModelsOutOfDate, match="rebuild"):
+        operator.execute(context={"run_id": "stale"})
+
+
+# --- data changes (last: a dbt rebuild reads the ledger, so later models hold fewer due events) ---
+
+
+@pytest.fixture
+def synced(built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection) -> None:
+    """The destinations and the default sync schema in step with the current models."""
+    reset(emulator, pg_conn, "upshift_sync")
+    sync(built, emulator, "baseline")
+
+
+def test_a_change_to_a_few_users_sends_exactly_those(
+    synced: None, built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection
+) -> None:
+    from upshift.generator import load_planted
+
+    before = {user: row["payload_hash"] for user, row in model_users(pg_conn, built, "braze").items()}
+    load_planted(pg_conn, SYNC_FIXTURES / "change", as_of=AS_OF, schema=built.raw_schema)
+    build(built)
+    after = model_users(pg_conn, built, "braze")
+    changed = {user for user, row in after.items() if before.get(user) != row["payload_hash"]}
+    emulator.emulator.log.clear()
+
+    summaries = sync(built, emulator, "change")
+
+    assert changed == {"planted_c_ready", "planted_c_spend"}
+    assert set(summaries["braze_users"]["samples"]["changed"]) == changed
+    assert summaries["braze_users"]["sent"] == summaries["iterable_users"]["sent"] == 2
+    user_calls = [call for call in api_requests(emulator) if call["path"].endswith(("users/track", "bulkUpdate"))]
+    assert sum(call["objects"].get("attributes", 0) + call["objects"].get("users", 0) for call in user_calls) == 4
+    assert braze_profiles(emulator)["planted_c_ready"]["upshift_has_upgraded"] is True
+    assert_destinations_match_the_models(pg_conn, built, emulator)
+    assert_each_event_delivered_once(pg_conn, built, emulator)
+
+
+def test_users_who_leave_the_model_are_cleared_and_forgotten(
+    synced: None, built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection
+) -> None:
+    before = set(model_users(pg_conn, built, "braze"))
+    build(built, select="tag:stage_activation", holdout_share=0.4)
+    left = before - set(model_users(pg_conn, built, "braze"))
+
+    try:
+        summaries = sync(built, emulator, "holdout")
+
+        assert len(left) > 5
+        assert summaries["braze_users"]["removed"] == summaries["iterable_users"]["removed"] == len(left)
+        assert all(not braze_profiles(emulator)[user] for user in left)
+        people = iterable_profiles(emulator)
+        assert all(set(people[user]["dataFields"].values()) == {None} for user in left)
+        assert not any(left & members for members in iterable_lists(emulator).values())
+        kept = rows(
+            pg_conn, "select user_id from {state} where user_id = any(%s)", list(left), state="upshift_sync.user_state"
+        )
+        assert kept == []
+        assert_destinations_match_the_models(pg_conn, built, emulator)
+    finally:
+        build(built, select="tag:stage_activation")
