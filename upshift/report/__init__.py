@@ -5,6 +5,6 @@ and `python -m upshift.report` call; see docs/growth_review.md.
 """
 
 from upshift.report.build import ReportResult, build_growth_review, default_out_dir
-from upshift.report.headlines import Headline
+from upshift.report.headlines import Headline, format_headlines
 
-__all__ = ["Headline", "ReportResult", "build_growth_review", "default_out_dir"]
+__all__ = ["Headline", "ReportResult", "build_growth_review", "default_out_dir", "format_headlines"]

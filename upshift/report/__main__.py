@@ -9,12 +9,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from upshift.report.build import ReportResult, build_growth_review, default_out_dir
+from upshift.report.build import build_growth_review, default_out_dir
+from upshift.report.headlines import format_headlines
 from upshift.warehouse import WarehouseError, WarehouseSettings, ensure_warehouse
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m upshift.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m upshift.report",
+        description="Build the weekly growth review (HTML + CSV extracts) from the metrics marts.",
+    )
     parser.add_argument(
         "--as-of",
         type=dt.date.fromisoformat,
@@ -22,19 +26,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="the as-of date to review (its growth_headlines row must exist)",
     )
-    parser.add_argument("--out", type=Path, help="output folder (default: <UPSHIFT_HOME>/growth_review/<as-of>/)")
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="output folder (default: <UPSHIFT_HOME>/growth_review/<as-of>/)"
+    )
     return parser
-
-
-def format_headlines(result: ReportResult) -> str:
-    """The headline block the CLI and the demo print."""
-    width = max(len(headline.label) for headline in result.headlines)
-    lines = []
-    for headline in result.headlines:
-        flag = f"[{headline.flag}]" if headline.flag else "[no target]"
-        change = f"  {headline.change_display}" if headline.change_display else ""
-        lines.append(f"  {headline.label:<{width}}  {headline.display:>14}  {flag:<9}{change}")
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     result = build_growth_review(settings, args.as_of, args.out or default_out_dir(settings, args.as_of))
     print(f"Growth review as of {args.as_of.isoformat()}")
-    print(format_headlines(result))
+    print(format_headlines(result.headlines))
     print(f"Report: {result.html_path}")
     print(f"CSV extracts: {result.html_path.parent} ({len(result.csv_paths)} files)")
     return 0

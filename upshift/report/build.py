@@ -21,6 +21,16 @@ class ReportResult:
     csv_paths: dict[str, Path]
     headlines: tuple[Headline, ...]
 
+    def summary(self) -> dict[str, object]:
+        """A small JSON-able summary (for an Airflow task's XCom): paths and headline flags."""
+        return {
+            "html_path": str(self.html_path),
+            "csv_files": len(self.csv_paths),
+            "headlines": {
+                headline.key: {"value": headline.value, "flag": headline.flag} for headline in self.headlines
+            },
+        }
+
 
 def default_out_dir(settings: WarehouseSettings, as_of: dt.date) -> Path:
     """`<UPSHIFT_HOME>/growth_review/<as_of>/`: one folder per reviewed date, rebuilt on rerun."""

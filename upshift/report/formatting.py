@@ -21,6 +21,10 @@ def count(value: Number | None) -> str:
     return NO_DATA if value is None else f"{int(value):,}"
 
 
+def plural(value: int, noun: str) -> str:
+    return f"{value:,} {noun}" + ("" if value == 1 else "s")
+
+
 def money(value: Number | None) -> str:
     """Plan-catalog currency: whole units when the amount is whole, cents otherwise."""
     if value is None:

@@ -4,7 +4,7 @@ against the row of seven days earlier."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +148,17 @@ SPECS = (
         ),
     ),
 )
+
+
+def format_headlines(headlines: Sequence[Headline]) -> str:
+    """One line per headline - label, value, flag, change - for the CLI and the demo's output."""
+    width = max(len(headline.label) for headline in headlines)
+    lines = []
+    for headline in headlines:
+        flag = f"[{headline.flag}]" if headline.flag else "[no target]"
+        change = f"  {headline.change_display}" if headline.change_display else ""
+        lines.append(f"  {headline.label:<{width}}  {headline.display:>14}  {flag:<11}{change}")
+    return "\n".join(lines)
 
 
 def headline_rows(table: MartTable, as_of: dt.date) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

@@ -158,7 +158,7 @@ def _headlines_section(table: MartTable, headlines: Sequence[Headline], as_of: d
 
 def _tier_mix_section(table: MartTable, as_of: dt.date, schema: str) -> str:
     if not table.rows:
-        return _empty(table, schema)
+        return _empty(table, schema, what="Nobody has been scored on or before this date.")
     counts: dict[str, dict[dt.date, Counter[str]]] = {side: defaultdict(Counter) for side in SIDES}
     first_day = as_of - dt.timedelta(days=TIER_MIX_DAYS)
     for row in table.records():
@@ -190,7 +190,7 @@ def _tier_mix_section(table: MartTable, as_of: dt.date, schema: str) -> str:
 
 def _expansion_section(table: MartTable, schema: str) -> str:
     if not table.rows:
-        return _empty(table, schema)
+        return _empty(table, schema, what="No paid subscription yet.")
     months = table.records()[-RECENT_MONTHS:]
     labels = [fmt.month(row["month_start"]) for row in months]
     amounts = Chart(
@@ -299,8 +299,8 @@ def _time_to_upgrade_section(
             for row in shown
         ]
         parts.append(
-            f'<p class="note"><b data-count="ready-30-plus">{fmt.count(len(records))}</b> users ('
-            + ", ".join(f"{fmt.count(by_side[side])} {side}s" for side in SIDES)
+            f'<p class="note"><b data-count="ready-30-plus">{fmt.plural(len(records), "user")}</b> ('
+            + ", ".join(fmt.plural(by_side[side], side) for side in SIDES)
             + "). When this list grows, the offer or the channel mix is wrong. Longest first"
             + (f"; {fmt.count(more)} more in ready_without_conversion.csv" if more else "")
             + ".</p>"
@@ -450,7 +450,10 @@ def _gap_section(table: MartTable, schema: str) -> str:
         return _empty(table, schema)
     records = table.records()
     if not records:
-        return '<p class="empty">No addressable gap: every client with 3+ bookings in 60 days has seen an offer.</p>'
+        return _empty_text(
+            "No clients in the gap: none with 3+ completed bookings in the last 60 days has gone without an "
+            "upgrade offer (or nothing has been scored yet)."
+        )
     total = sum(row["mrr_at_stake"] for row in records)
     by_plan: dict[str, list[Row]] = defaultdict(list)
     for row in records:
@@ -498,7 +501,7 @@ def _backtest_section(table: MartTable, schema: str) -> str:
         '<p class="note">Per signal, the 30-day conversion rate of scored user-days where it fired against those '
         "where it did not; tier rows show how each tier converts. Evidence for tuning weights and thresholds.</p>"
         + _table(
-            ["Side", "Signal or tier", "Fired", "Converted", "Not fired", "Converted", "Lift"],
+            ["Side", "Signal or tier", "Fired", "Converted when fired", "Not fired", "Converted when not", "Lift"],
             rows,
             numeric={2, 3, 4, 5, 6},
         )
