@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from html import escape
 from typing import Any
 
 from upshift.report import formatting as fmt
 from upshift.report.charts import Band, Chart, Line, Series, render
 from upshift.report.headlines import Headline
-from upshift.report.marts import MartTable
+from upshift.report.marts import MARTS, MartTable
 
 TIERS = ("Cold", "Warming", "Ready", "Overdue")
 TIER_COLORS = {"Cold": "#9db4cc", "Warming": "#f2c14e", "Ready": "#ef8a2a", "Overdue": "#c8423b"}
@@ -28,8 +28,6 @@ READY_LIST_LENGTH = 20
 # Days-to-upgrade buckets of the histogram: (label, upper bound exclusive).
 UPGRADE_BUCKETS = (("0-6", 7), ("7-13", 14), ("14-20", 21), ("21-29", 30), ("30-59", 60), ("60+", None))
 TARGET_DAYS = 14
-# Marts that keep a row per as-of date; the others hold only the latest dbt run's date.
-HISTORY_MARTS = ("growth_headlines", "tier_mix_daily")
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1d232b;
@@ -116,11 +114,7 @@ def render_page(
 def _stale_banner(marts: dict[str, MartTable], as_of: dt.date) -> str:
     """Most marts hold only the latest dbt run's date: say so when that is not the review's."""
     other = {
-        day
-        for name, table in marts.items()
-        if name not in HISTORY_MARTS
-        for day in table.measured_as_of()
-        if day != as_of
+        day for name, table in marts.items() if not MARTS[name][1] for day in table.measured_as_of() if day != as_of
     }
     if not other:
         return ""
@@ -534,9 +528,8 @@ def _table(
     headers: Sequence[str],
     rows: Iterable[Sequence[str]],
     *,
-    numeric: set[int] = frozenset(),
-    raw_columns: set[int] = frozenset(),
-    caption: str = "",
+    numeric: Collection[int] = (),
+    raw_columns: Collection[int] = (),
 ) -> str:
     """A table of already formatted cells; raw_columns hold HTML (flags), the rest is escaped."""
 
@@ -548,8 +541,7 @@ def _table(
     body = "".join(
         "<tr>" + "".join(cell(index, value, "td") for index, value in enumerate(row)) + "</tr>" for row in rows
     )
-    caption_html = f"<caption>{escape(caption)}</caption>" if caption else ""
-    return f"<table>{caption_html}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _interval(row: Row) -> str:
