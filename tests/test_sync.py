@@ -47,34 +47,28 @@ SETTINGS = SyncSettings(braze_reconcile_after_seconds=0, backoff_base_seconds=0.
 # --- arrange: data, emulator, helpers ---------------------------------------------------------
 
 
-def build(warehouse: WarehouseSettings, *, select: str | None = None, **dbt_vars: object) -> None:
+def build(
+    warehouse: WarehouseSettings, *, as_of: dt.date = AS_OF, select: str | None = None, **dbt_vars: object
+) -> None:
     args = ["build", "--exclude-resource-type", "unit_test", "--quiet"]
-    args += ["--vars", json.dumps({"as_of_date": AS_OF.isoformat(), **dbt_vars})]
+    args += ["--vars", json.dumps({"as_of_date": as_of.isoformat(), **dbt_vars})]
     run_dbt([*args, *(["--select", select] if select else [])], warehouse)
+
+
+def build_marketplace(warehouse: WarehouseSettings, conn: psycopg.Connection) -> WarehouseSettings:
+    """~230 generated users plus the planted ones, scored for the day before AS_OF and AS_OF."""
+    from upshift.generator import generate_marketplace, load_planted
+
+    generate_marketplace(conn, schema=warehouse.raw_schema, as_of=AS_OF, clients=150, workers=80, days=60, dirty_rate=0)
+    load_planted(conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
+    build(warehouse, as_of=AS_OF - dt.timedelta(days=1))
+    build(warehouse)
+    return warehouse
 
 
 @pytest.fixture(scope="module")
 def built(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> WarehouseSettings:
-    """~230 generated users plus the planted ones, scored for the day before AS_OF and AS_OF."""
-    from upshift.generator import generate_marketplace, load_planted
-
-    generate_marketplace(
-        pg_conn, schema=warehouse.raw_schema, as_of=AS_OF, clients=150, workers=80, days=60, dirty_rate=0
-    )
-    load_planted(pg_conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
-    run_dbt(
-        [
-            "build",
-            "--exclude-resource-type",
-            "unit_test",
-            "--quiet",
-            "--vars",
-            json.dumps({"as_of_date": "2026-02-28"}),
-        ],
-        warehouse,
-    )
-    build(warehouse)
-    return warehouse
+    return build_marketplace(warehouse, pg_conn)
 
 
 @pytest.fixture(scope="module")
