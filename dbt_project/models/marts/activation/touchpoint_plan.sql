@@ -5,7 +5,7 @@
     - held_out: the user is in the measurement holdout (receives nothing);
     - suppressed_converted: the user upgraded after the trigger - no later touch;
     - suppressed_holds_plan: the user already holds the offer's plan or better;
-    - sent: a destination accepted it (the sync's event ledger);
+    - sent: every destination in var sync_destinations accepted it (the sync's ledger);
     - capped: the per-user frequency cap across channels is reached;
     - due: due by the as-of date (midnight) and not yet sent - the sync sends it now;
     - scheduled: due later.
@@ -53,11 +53,16 @@ offer_targets as (
 
 sent as (
 
+    {#- Sent means every configured destination accepted it: while one of them has
+        not, the touchpoint stays due and the sync (whose ledger is per destination)
+        delivers it there only. #}
     select
         event_id,
-        min(sent_at) as sent_at
+        max(sent_at) as sent_at
     from ({{ sent_events() }}) as ledger
+    where destination in ('{{ var("sync_destinations") | join("', '") }}')
     group by event_id
+    having count(distinct destination) = {{ var('sync_destinations') | length }}
 
 ),
 
