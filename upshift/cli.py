@@ -224,7 +224,13 @@ def _add_generator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1000, help="number of workers (default 1000)")
     parser.add_argument("--days", type=int, default=120, help="days of history before the as-of date (default 120)")
     parser.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same data")
-    parser.add_argument("--dirty-rate", type=float, default=0.01, help="share of raw rows made bad (default 0.01)")
+    parser.add_argument(
+        "--dirty-rate",
+        type=float,
+        default=0.005,
+        help="share of raw rows made bad, which dbt quarantines (default 0.005; above ~1%% of a table "
+        "the raw gate stops the run, as it would for a broken feed)",
+    )
 
 
 def _add_verbose(parser: argparse.ArgumentParser) -> None:

@@ -432,6 +432,10 @@ class AirflowApi:
         entries = self._request("GET", "/importErrors").json()["import_errors"]
         return {entry["filename"]: entry["stack_trace"] for entry in entries}
 
+    def pools(self) -> dict[str, int]:
+        """Pool name -> slots."""
+        return {pool["name"]: pool["slots"] for pool in self._request("GET", "/pools").json()["pools"]}
+
     def unpause(self, dag_id: str) -> None:
         self._request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 

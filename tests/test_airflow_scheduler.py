@@ -1,0 +1,183 @@
+"""upgrade_readiness under a real Airflow: api-server, scheduler, dag-processor and triggerer on
+loopback, driven only through the REST API, as an operator would from the UI.
+
+One stack per module (it takes ~20 s to start); the tests run in file order and build on each
+other: a triggered run, a backfill of three earlier days and a rerun of one of them, then bad raw
+data that the raw gate must stop before anything reaches the sync step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.test_end_to_end import mart_checksums
+from upshift import dbt
+from upshift.local_airflow import DAG_ID, POOLS_FILE, AirflowApi, LocalAirflow, free_port
+from upshift.warehouse import WarehouseSettings
+
+AS_OF = date(2025, 6, 2)
+BACKFILL = [AS_OF - timedelta(days=3), AS_OF - timedelta(days=2), AS_OF - timedelta(days=1)]
+# Clean: the raw gate must pass until the last test breaks the feed on purpose.
+MARKETPLACE = {"clients": 300, "workers": 150, "days": 120, "seed": 7, "dirty_rate": 0.0}
+RUN_TIMEOUT = 900
+GATE_FAILURE_TIMEOUT = 600  # the gate's retries with backoff included
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def secured(warehouse: WarehouseSettings) -> WarehouseSettings:
+    """The module's warehouse with a password worth hiding in the connection.
+
+    The embedded server trusts its socket and ignores passwords, so it gets a random one; a real
+    server keeps its own.
+    """
+    if warehouse.password or not warehouse.embedded:
+        return warehouse
+    return dataclasses.replace(warehouse, password=f"pw-{secrets.token_hex(12)}")
+
+
+@pytest.fixture(scope="module")
+def loaded(secured: WarehouseSettings, pg_conn: psycopg.Connection) -> WarehouseSettings:
+    from upshift.generator import generate_marketplace
+
+    generate_marketplace(pg_conn, schema=secured.raw_schema, as_of=AS_OF, progress=False, **MARKETPLACE)
+    pg_conn.commit()
+    return secured
+
+
+@pytest.fixture(scope="module")
+def stack(loaded: WarehouseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
+    """A running local Airflow for this module's warehouse; always stopped, its metadata database dropped."""
+    dbt.parse(loaded)
+    airflow = LocalAirflow(
+        loaded,
+        port=free_port(),
+        metadata_database=f"{loaded.database}_airflow",
+        home=tmp_path_factory.mktemp("airflow"),
+    )
+    airflow.prepare()
+    try:
+        airflow.start()
+        yield airflow
+    finally:
+        airflow.stop()
+        with psycopg.connect(**loaded.conninfo("postgres"), autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(airflow.metadata_database))
+            )
+
+
+@pytest.fixture(scope="module")
+def api(stack: LocalAirflow) -> AirflowApi:
+    api = stack.wait_until_ready(timeout=300)
+    api.unpause(DAG_ID)
+    return api
+
+
+@pytest.fixture(scope="module")
+def first_run(api: AirflowApi) -> str:
+    run_id = api.trigger(DAG_ID, AS_OF, {"dry_run": True})
+    api.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT)
+    return run_id
+
+
+def _dates_in_history(conn: psycopg.Connection, settings: WarehouseSettings) -> dict[date, int]:
+    rows = conn.execute(
+        sql.SQL("select as_of_date, count(*) from {} group by 1 order by 1").format(
+            sql.Identifier(f"{settings.schema}_marts", "readiness_history")
+        )
+    )
+    return dict(rows.fetchall())
+
+
+def _runs_by_date(api: AirflowApi) -> dict[date, dict]:
+    return {date.fromisoformat(run["data_interval_end"][:10]): run for run in api.runs(DAG_ID)}
+
+
+def test_a_triggered_run_succeeds_with_every_task(api: AirflowApi, first_run: str, loaded) -> None:
+    states = api.task_states(DAG_ID, first_run)
+
+    assert api.run_state(DAG_ID, first_run) == "success"
+    assert {"raw_gate", "features_gate", "scores_gate", "sync.braze", "sync.iterable", "metrics"} <= set(states)
+    assert any(task.startswith("features.") for task in states)
+    assert any(task.startswith("scores.") for task in states)
+    assert {task: state for task, state in states.items() if state != "success"} == {}
+
+
+def test_the_sync_pools_exist_as_configured(api: AirflowApi) -> None:
+    configured = {name: pool["slots"] for name, pool in json.loads(POOLS_FILE.read_text()).items()}
+
+    assert api.pools().items() >= configured.items()
+
+
+def test_dry_run_reaches_the_sync_step_and_nothing_is_sent(api: AirflowApi, first_run: str) -> None:
+    for destination in ("braze", "iterable"):
+        summary = api.xcom(DAG_ID, first_run, f"sync.{destination}")
+
+        assert summary["dry_run"] is True
+        assert summary["sent"] == 0
+        assert summary["as_of_date"] == AS_OF.isoformat()
+
+
+def test_task_logs_never_show_the_warehouse_password(stack: LocalAirflow, first_run: str, loaded) -> None:
+    logs = [path for path in Path(stack.home, "logs").rglob("*.log") if path.is_file()]
+
+    assert len(logs) > 10, "every task writes a log"
+    if not loaded.password:
+        pytest.skip("the test server has no password to leak")
+    assert [str(path) for path in logs if loaded.password in path.read_text(errors="replace")] == []
+
+
+def test_backfill_of_three_days_writes_three_history_partitions(
+    api: AirflowApi, first_run: str, pg_conn: psycopg.Connection, loaded
+) -> None:
+    backfill_id = api.backfill(DAG_ID, BACKFILL[0], BACKFILL[-1])
+    api.wait_for_backfill(backfill_id, timeout=3 * RUN_TIMEOUT)
+
+    runs = _runs_by_date(api)
+    history = _dates_in_history(pg_conn, loaded)
+    assert {day: runs[day]["state"] for day in BACKFILL} == dict.fromkeys(BACKFILL, "success")
+    assert sorted(history) == [*BACKFILL, AS_OF]
+    assert len(set(history.values())) == 1, "every date scores the same users"
+
+
+def test_rerunning_a_backfilled_day_changes_nothing(api: AirflowApi, pg_conn: psycopg.Connection) -> None:
+    latest = _runs_by_date(api)[BACKFILL[-1]]["dag_run_id"]
+    before = mart_checksums(pg_conn)
+
+    api.clear_run(DAG_ID, latest)
+    final_state = api.wait_for_run(DAG_ID, latest, timeout=RUN_TIMEOUT)
+
+    assert final_state == "success"
+    assert mart_checksums(pg_conn) == before
+
+
+def test_bad_raw_data_stops_at_the_raw_gate_and_nothing_reaches_sync(
+    api: AirflowApi, pg_conn: psycopg.Connection, loaded
+) -> None:
+    history_before = _dates_in_history(pg_conn, loaded)
+    # One booking in ten loses its id: a broken feed, which the raw gate blocks.
+    pg_conn.execute(
+        sql.SQL("update {} set booking_id = null where abs(hashtext(booking_id)) % 10 = 0").format(
+            sql.Identifier(loaded.raw_schema, "bookings")
+        )
+    )
+
+    run_id = api.trigger(DAG_ID, AS_OF)
+    final_state = api.wait_for_run(DAG_ID, run_id, timeout=GATE_FAILURE_TIMEOUT)
+
+    states = api.task_states(DAG_ID, run_id)
+    assert final_state == "failed"
+    assert states.pop("raw_gate") == "failed"
+    assert {task: state for task, state in states.items() if state not in {"upstream_failed", None}} == {}
+    assert _dates_in_history(pg_conn, loaded) == history_before
