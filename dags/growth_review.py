@@ -1,15 +1,26 @@
 """
 # growth_review
 
-**Placeholder** for the measurement issue: once a week, a review of what the readiness scoring
-and its offers did for the growth team (conversions by tier and offer against the holdout, time
-to upgrade, tier movements). Today it has one task, `review`, that does nothing; the measurement
-issue replaces it with the report and keeps this DAG's schedule, interval and params.
+Once a week, the growth team's review of expansion: headline numbers with green / amber / red
+flags against the guide's targets and their week-over-week change, the tier mix over time per
+side, Expansion MRR and its share of new MRR against the 25-35% band, time to upgrade, 90-day
+retention cohorts, conversion and lift per trigger against the holdout, the addressable gap and
+the signal backtest. One self-contained HTML file (readable offline) plus a CSV extract per table.
 
 **Schedule.** Weekly, Monday 00:00 UTC, for the week that just ended: the run for the interval
-2025-06-02 -> 2025-06-09 reviews the as-of dates 2025-06-02 to 2025-06-08. It reads only what
-`upgrade_readiness` wrote for those dates, so any week can be rerun (clear the run) or
-backfilled (`airflow backfill create --dag-id growth_review --from-date ... --to-date ...`).
+2025-06-02 -> 2025-06-09 reviews as of 2025-06-09.
+
+**Tasks.**
+- `wait_for_metrics`: waits (rescheduling, not holding a worker slot) until `upgrade_readiness`
+  has built the metrics for the same as-of date - its run for the day ending at this interval's
+  end.
+- `review`: builds the report from the measurement marts (`upshift.report`) into
+  `<UPSHIFT_HOME>/growth_review/<as_of>/` and returns its headlines and path.
+
+**Reads** the measurement marts through the Airflow connection `upshift_warehouse`; writes only
+the report files. Rerun a week by clearing its run; backfill with
+`airflow backfill create --dag-id growth_review --from-date ... --to-date ...` once
+`upgrade_readiness` has those dates.
 
 **Retries.** Every task retries twice with exponential backoff.
 """
@@ -19,8 +30,27 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import CronDataIntervalTimetable, dag
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+
+AS_OF_DATE = "{{ data_interval_end | ds }}"
+
+
+@task
+def review(as_of_date: str) -> dict[str, object]:
+    """Build the weekly report for the as-of date; the summary goes to XCom."""
+    from datetime import date
+
+    from upshift_gates import warehouse_settings
+
+    from upshift.report import build_growth_review, default_out_dir, format_headlines
+
+    settings = warehouse_settings()
+    as_of = date.fromisoformat(as_of_date)
+    result = build_growth_review(settings, as_of, default_out_dir(settings, as_of))
+    print(format_headlines(result.headlines))
+    print(f"Growth review: {result.html_path}")
+    return result.summary()
 
 
 @dag(
@@ -30,7 +60,7 @@ from airflow.sdk import CronDataIntervalTimetable, dag
     start_date=pendulum.datetime(2025, 1, 6, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    tags=["upshift", "growth", "placeholder"],
+    tags=["upshift", "growth", "metrics"],
     default_args={
         "owner": "growth",
         "retries": 2,
@@ -40,7 +70,18 @@ from airflow.sdk import CronDataIntervalTimetable, dag
     },
 )
 def growth_review() -> None:
-    EmptyOperator(task_id="review", doc_md="Placeholder: the measurement issue writes the weekly review here.")
+    # This run's logical date is the week's Monday; the daily run that ends where this interval
+    # ends has the logical date six days later.
+    wait_for_metrics = ExternalTaskSensor(
+        task_id="wait_for_metrics",
+        external_dag_id="upgrade_readiness",
+        external_task_group_id="metrics",
+        execution_delta=timedelta(days=-6),
+        mode="reschedule",
+        poke_interval=300,
+        timeout=int(timedelta(hours=12).total_seconds()),
+    )
+    wait_for_metrics >> review(AS_OF_DATE)
 
 
 growth_review()

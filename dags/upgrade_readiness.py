@@ -5,7 +5,8 @@ Scores every client and worker of the marketplace for upgrade readiness, once a 
 nothing through to a messaging platform unless every stage before it passed its gate.
 
 ```
-raw_gate -> features (dbt) -> features_gate -> scores (dbt) -> scores_gate -> sync -> metrics
+raw_gate -> features (dbt) -> features_gate -> scores (dbt) -> scores_gate
+  -> activation (dbt) -> sync_payload_gate -> sync (Braze, Iterable) -> metrics (dbt)
 ```
 
 **Reads** the raw marketplace tables (schema `UPSHIFT_RAW_SCHEMA`, default `raw`: users,
@@ -13,8 +14,12 @@ bookings, searches, proposals, profile_views, contacts, subscriptions, offer_exp
 the Airflow connection `upshift_warehouse`.
 
 **Writes** the dbt project's models under the target schema (`UPSHIFT_PG_SCHEMA`, default
-`analytics`): staging views, intermediate tables, the quarantine of bad raw rows, and the marts
-`client_readiness`, `worker_readiness`, `readiness_history` and `readiness_triggers`.
+`analytics`): staging views, intermediate tables, the quarantine of bad raw rows, the marts
+`client_readiness`, `worker_readiness`, `readiness_history`, `readiness_triggers`, the touchpoint
+plan and sync payloads, and the measurement marts. The sync writes its state (what each
+destination accepted, the event ledger, errors, a log per run) to `UPSHIFT_SYNC_SCHEMA`
+(default `upshift_sync`) and sends to the Airflow connections `braze_default` and
+`iterable_default`.
 
 **As-of date.** A run scores "as of" the end of its data interval: the run for the interval
 2025-06-01 -> 2025-06-02 uses only events before 2025-06-02 and writes as_of_date 2025-06-02.
@@ -22,19 +27,19 @@ The gates and dbt share that one date. The DAG never reads the wall clock, so a 
 the same tables.
 
 **Tasks.**
-- `raw_gate`, `features_gate`, `scores_gate`: the Great Expectations suite of that stage
+- `raw_gate`, `features_gate`, `scores_gate`, `sync_payload_gate`: the Great Expectations suite of that stage
   (`expectations/`). A blocking expectation that fails fails the gate, and every task after it
   stays `upstream_failed`: nothing is scored on bad raw data and nothing reaches `sync`. The
   gate's log names the failed expectations with counts and samples, and where its HTML report is.
-- `features`, `scores`: one task per dbt model (Cosmos, rendered from
-  `dbt_project/target/manifest.json`; dbt tags `stage_features` - plus the seeds - and
-  `stage_scores`). Each runs `dbt build` for its model, so the model's data tests run in the same
-  task; a test that reads several models runs in a task of its own after them. dbt unit tests
-  run in CI, not here.
-- `sync`: **placeholder** filled by the activation issue - one task per destination (Braze,
-  Iterable), each in its API's pool (`braze_api`, `iterable_api`) so rate limits hold across
-  runs and backfills. Today they only log what they would do.
-- `metrics`: **placeholder** filled by the measurement issue.
+- `features`, `scores`, `activation`, `metrics`: one task per dbt model (Cosmos, rendered from
+  `dbt_project/target/manifest.json`; dbt tags `stage_features` - plus the seeds -,
+  `stage_scores`, `stage_activation`, `stage_metrics`). Each runs `dbt build` for its model, so
+  the model's data tests run in the same task; a test that reads several models runs in a task
+  of its own after them. dbt unit tests run in CI, not here.
+- `sync`: one task per step and destination - `braze_users` -> `braze_events`,
+  `iterable_users` -> `iterable_lists` -> `iterable_events` - each in its API's pool
+  (`braze_api`, `iterable_api`) so rate limits hold across runs and backfills. Only changed
+  users are sent; every event goes out once (ledger). A rerun sends nothing new.
 
 **Rerun or backfill.**
 - Rerun one model: clear its task (add "Downstream" to refresh what depends on it and the gates).
@@ -48,7 +53,9 @@ the same tables.
 - `as_of_date` (YYYY-MM-DD): score a specific date instead of the interval end.
 - `full_refresh`: pass dbt's --full-refresh. The readiness_history mart is exempt (its config
   sets full_refresh: false), so the history survives.
-- `dry_run`: score as usual, but the sync step sends nothing (it logs what it would send).
+- `dry_run`: score as usual, but the sync sends nothing (it logs counts per change type and a
+  few user ids).
+- `full_resync`: send every user's attributes and list memberships again (events never).
 
 **Retries.** Every task, gates included, retries twice with exponential backoff.
 
@@ -62,12 +69,12 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 from upshift_gates import ReadinessGateOperator
+from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
 
 from upshift.dbt import DBT_PROJECT_DIR, MANIFEST_PATH
 from upshift.warehouse import AIRFLOW_CONN_ID
@@ -81,6 +88,11 @@ if not MANIFEST_PATH.is_file():
 AS_OF_DATE = "{{ params.as_of_date or data_interval_end | ds }}"
 # Destination -> the pool that caps concurrent calls to its API (config/pools.json).
 SYNC_POOLS = {"braze": "braze_api", "iterable": "iterable_api"}
+SYNC_ARGS = {
+    "as_of_date": AS_OF_DATE,
+    "dry_run": "{{ params.dry_run }}",
+    "full_resync": "{{ params.full_resync }}",
+}
 
 
 def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
@@ -125,18 +137,6 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
     )
 
 
-@task
-def sync_destination(destination: str, as_of_date: str) -> dict[str, object]:
-    """Placeholder for the activation issue, which replaces the body with the sync operator.
-
-    It already sits where the real step goes (after the scores gate, in its API's pool) and
-    reads `dry_run`, so the next issue fills in behaviour without rewiring the DAG.
-    """
-    dry_run = bool(get_current_context()["params"]["dry_run"])
-    print(f"{destination}: sync not implemented yet; as of {as_of_date}, dry_run={dry_run}, nothing sent")
-    return {"destination": destination, "as_of_date": as_of_date, "dry_run": dry_run, "sent": 0}
-
-
 @dag(
     dag_id="upgrade_readiness",
     doc_md=__doc__,
@@ -173,7 +173,13 @@ def sync_destination(destination: str, as_of_date: str) -> dict[str, object]:
             False,
             type="boolean",
             title="Dry run",
-            description="Score as usual, but the sync step sends nothing to Braze or Iterable.",
+            description="Score as usual, but the sync sends nothing: it logs what it would send.",
+        ),
+        "full_resync": Param(
+            False,
+            type="boolean",
+            title="Full resync",
+            description="Send every user's attributes and list memberships again, changed or not (events never).",
         ),
     },
 )
@@ -183,12 +189,28 @@ def upgrade_readiness() -> None:
     features_gate = ReadinessGateOperator(task_id="features_gate", stage="features", as_of_date=AS_OF_DATE)
     scores = _dbt_stage("scores", ["tag:stage_scores"])
     scores_gate = ReadinessGateOperator(task_id="scores_gate", stage="scores", as_of_date=AS_OF_DATE)
-    with TaskGroup("sync", tooltip="Placeholder: the activation issue syncs to Braze and Iterable here") as sync:
-        for destination, pool in SYNC_POOLS.items():
-            sync_destination.override(task_id=destination, pool=pool)(destination, AS_OF_DATE)
-    metrics = EmptyOperator(task_id="metrics", doc_md="Placeholder: the measurement issue fills this in.")
+    activation = _dbt_stage("activation", ["tag:stage_activation"])
+    sync_payload_gate = ReadinessGateOperator(task_id="sync_payload_gate", stage="sync_payload", as_of_date=AS_OF_DATE)
+    with TaskGroup("sync", tooltip="Changed users, lists and due events to Braze and Iterable") as sync:
+        braze_users = SyncUsersOperator(
+            task_id="braze_users", destination="braze", pool=SYNC_POOLS["braze"], **SYNC_ARGS
+        )
+        braze_events = SyncEventsOperator(
+            task_id="braze_events", destination="braze", pool=SYNC_POOLS["braze"], **SYNC_ARGS
+        )
+        iterable_users = SyncUsersOperator(
+            task_id="iterable_users", destination="iterable", pool=SYNC_POOLS["iterable"], **SYNC_ARGS
+        )
+        iterable_lists = SyncIterableListsOperator(task_id="iterable_lists", pool=SYNC_POOLS["iterable"], **SYNC_ARGS)
+        iterable_events = SyncEventsOperator(
+            task_id="iterable_events", destination="iterable", pool=SYNC_POOLS["iterable"], **SYNC_ARGS
+        )
+        braze_users >> braze_events
+        iterable_users >> iterable_lists >> iterable_events
+    metrics = _dbt_stage("metrics", ["tag:stage_metrics"])
 
-    raw_gate >> features >> features_gate >> scores >> scores_gate >> sync >> metrics
+    raw_gate >> features >> features_gate >> scores >> scores_gate >> activation >> sync_payload_gate >> sync
+    sync >> metrics
 
 
 upgrade_readiness()

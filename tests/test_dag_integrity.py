@@ -17,7 +17,7 @@ from upshift.local_airflow import DAG_ID, DAGS_FOLDER, PLUGINS_FOLDER, POOLS_FIL
 DAG_FILE = DAGS_FOLDER / f"{DAG_ID}.py"
 DAG_IDS = ("growth_review", "upgrade_readiness")
 HEAVY_MODULES = ("great_expectations", "pandas", "dbt")
-GATES = ("raw_gate", "features_gate", "scores_gate")
+GATES = ("raw_gate", "features_gate", "scores_gate", "sync_payload_gate")
 
 # Parses the DAG file in a fresh interpreter where the warehouse is unreachable and every
 # socket connection is refused and recorded, then reports what happened as JSON.
@@ -175,12 +175,17 @@ def test_schedule_gives_each_run_a_real_data_interval(dagbag, dag_id, run_after,
     assert interval.end == pendulum.datetime(*expected_end, tz="UTC")
 
 
-def test_growth_review_is_a_documented_placeholder(dagbag) -> None:
+def test_growth_review_waits_for_the_metrics_of_its_as_of_date(dagbag) -> None:
     growth_review = dagbag.dags["growth_review"]
+    wait = growth_review.get_task("wait_for_metrics")
+    weekly_logical_date = pendulum.datetime(2025, 6, 2, tz="UTC")
 
-    assert [task.task_id for task in growth_review.tasks] == ["review"]
-    assert "measurement issue" in growth_review.doc_md
-    assert "measurement issue" in growth_review.tasks[0].doc_md
+    assert [task.task_id for task in growth_review.topological_sort()] == ["wait_for_metrics", "review"]
+    assert wait.external_dag_id == "upgrade_readiness"
+    assert wait.external_task_group_id == "metrics"
+    # The daily run ending where this week ends (2025-06-09) has the logical date 2025-06-08.
+    assert weekly_logical_date - wait.execution_delta == pendulum.datetime(2025, 6, 8, tz="UTC")
+    assert wait.mode == "reschedule"
 
 
 def test_params_are_usable_from_the_trigger_form(dag) -> None:
@@ -200,15 +205,13 @@ def test_params_are_usable_from_the_trigger_form(dag) -> None:
 
 
 def _as_of_templates(dag) -> dict[str, str]:
-    """The as-of template of every task that reads one: dbt vars, gates, sync placeholders."""
+    """The as-of template of every task that reads one: dbt vars, gates, sync steps."""
     templates = {}
     for task in dag.tasks:
         if hasattr(task, "vars"):
             templates[task.task_id] = task.vars["as_of_date"]
-        elif task.task_id in GATES:
+        elif task.task_id in GATES or task.task_id.startswith("sync."):
             templates[task.task_id] = task.as_of_date
-        elif task.task_id.startswith("sync."):
-            templates[task.task_id] = task.op_args[1]
     return templates
 
 
@@ -228,7 +231,7 @@ def test_gates_dbt_and_sync_share_one_as_of_date(dag, as_of_param: str | None, e
     }
 
     assert set(GATES) <= set(rendered)
-    assert {"sync.braze", "sync.iterable"} <= set(rendered)
+    assert {"sync.braze_users", "sync.braze_events", "sync.iterable_users", "sync.iterable_events"} <= set(rendered)
     assert set(rendered.values()) == {expected}
 
 
@@ -247,23 +250,32 @@ def _group(dag, prefix: str) -> set[str]:
 
 
 def test_stages_run_in_order_behind_their_gates(dag) -> None:
-    features, scores, sync = _group(dag, "features."), _group(dag, "scores."), _group(dag, "sync.")
+    stages = ["features", "scores", "activation", "sync", "metrics"]
+    groups = {stage: _group(dag, f"{stage}.") for stage in stages}
+    gate_before = {
+        "features": "raw_gate",
+        "scores": "features_gate",
+        "activation": "scores_gate",
+        "sync": "sync_payload_gate",
+    }
+    gate_after = {"features": "features_gate", "scores": "scores_gate", "activation": "sync_payload_gate"}
 
-    assert features
-    assert scores
-    assert sync
-    for task_id in features:
-        assert "raw_gate" in _upstream_closure(dag, task_id), task_id
-    assert features <= _upstream_closure(dag, "features_gate")
-    for task_id in scores:
-        assert "features_gate" in _upstream_closure(dag, task_id), task_id
-    assert scores <= _upstream_closure(dag, "scores_gate")
-    for task_id in sync:
-        assert "scores_gate" in _upstream_closure(dag, task_id), task_id
-    assert sync <= _upstream_closure(dag, "metrics")
+    assert all(groups.values()), {stage: len(tasks) for stage, tasks in groups.items()}
+    for stage, gate in gate_before.items():
+        for task_id in groups[stage]:
+            assert gate in _upstream_closure(dag, task_id), task_id
+    for stage, gate in gate_after.items():
+        assert groups[stage] <= _upstream_closure(dag, gate)
+    for task_id in groups["metrics"]:
+        assert groups["sync"] <= _upstream_closure(dag, task_id), task_id
 
 
-def test_sync_placeholders_use_the_pools_of_their_apis(dag) -> None:
+def test_sync_sends_users_before_their_events(dag) -> None:
+    assert "sync.braze_users" in _upstream_closure(dag, "sync.braze_events")
+    assert {"sync.iterable_users", "sync.iterable_lists"} <= _upstream_closure(dag, "sync.iterable_events")
+
+
+def test_sync_steps_use_the_pools_of_their_apis(dag) -> None:
     pools = json.loads(POOLS_FILE.read_text())
 
     assert {dag.get_task(task_id).pool for task_id in _group(dag, "sync.")} == {"braze_api", "iterable_api"}
@@ -273,17 +285,19 @@ def test_sync_placeholders_use_the_pools_of_their_apis(dag) -> None:
         assert pool["description"], name
 
 
-def test_placeholders_say_which_issue_fills_them(dag) -> None:
-    assert "activation issue" in dag.doc_md
-    assert "activation issue" in dag.get_task("sync.braze").python_callable.__doc__
-    assert "measurement issue" in dag.get_task("metrics").doc_md
-
-
 def _manifest_nodes(manifest: dict) -> list[dict]:
     return [node for node in manifest["nodes"].values() if node["package_name"] == "upshift"]
 
 
-@pytest.mark.parametrize(("group", "tag"), [("features", "stage_features"), ("scores", "stage_scores")])
+@pytest.mark.parametrize(
+    ("group", "tag"),
+    [
+        ("features", "stage_features"),
+        ("scores", "stage_scores"),
+        ("activation", "stage_activation"),
+        ("metrics", "stage_metrics"),
+    ],
+)
 def test_one_task_per_dbt_model_of_the_stage(dag, manifest: dict, group: str, tag: str) -> None:
     expected = {
         f"{group}.{node['name']}_{node['resource_type']}_build"
