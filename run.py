@@ -7,6 +7,10 @@ changed, then hands over to the environment:
 
     demo [options]  ->  python -m upshift.cli demo [options]
     test [args]     ->  python -m pytest [args]
+
+The tests also render the weekly growth review in headless Chromium: `test` installs Debian's
+chromium package when it is missing and this is a root shell with apt-get (otherwise it says how
+to install it, and the report test fails until it is there).
 """
 
 from __future__ import annotations
@@ -102,6 +106,24 @@ def _build_environment(python: Path) -> None:
     STAMP.write_text(_wanted_stamp() + "\n")
 
 
+def ensure_chromium() -> None:
+    """Headless Chromium for the report test: Debian's package, installed when we are allowed to."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    apt = shutil.which("apt-get")
+    if apt and hasattr(os, "geteuid") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        print("+ apt-get update && apt-get install -y chromium  (for the growth review render test)", flush=True)
+        subprocess.run([apt, "update", "-qq"], check=False, env=env)
+        subprocess.run([apt, "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=False, env=env)
+        if shutil.which("chromium"):
+            return
+    print(
+        "Chromium is missing: the growth review render test needs it (Debian/Ubuntu: `sudo apt-get install chromium`).",
+        file=sys.stderr,
+    )
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - this is what tells users on older Pythons
         print(f"upshift needs Python 3.11 or newer; this is {sys.version.split()[0]}.", file=sys.stderr)
@@ -116,6 +138,8 @@ def main(argv: list[str]) -> int:
         print(f"Setting up .venv failed ({error}); fix the cause above and rerun.", file=sys.stderr)
         return 1
     os.chdir(REPO)
+    if command == "test":
+        ensure_chromium()
     arguments = [str(python), *COMMANDS[command], *extra]
     if os.name != "nt":
         os.execv(python, arguments)  # replaces this process: exit code and signals are pytest's own
