@@ -12,7 +12,9 @@ services, one process. It needs `configure()` before anything imports `airflow`,
 Airflow reads its configuration at first import.
 
 Either way the warehouse reaches Airflow only as the `upshift_warehouse` connection in an
-environment variable, never in a file or a Variable.
+environment variable, never in a file or a Variable, and the sync step talks to the local
+Braze/Iterable emulator (`upshift.emulator`) through the `braze_default` and `iterable_default`
+connections, with API keys made up for each start.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -45,6 +49,7 @@ POOLS_FILE = REPO_ROOT / "config" / "pools.json"
 DAG_ID = "upgrade_readiness"
 METADATA_DATABASE = "airflow"
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+EMULATOR = "emulator"
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 8080
 FINISHED_RUN_STATES = {"success", "failed"}
@@ -87,6 +92,28 @@ def airflow_environment(settings: WarehouseSettings) -> dict[str, str]:
         "AIRFLOW__COSMOS__CACHE_DIR": str(airflow_home(settings) / "cosmos-cache"),
         f"AIRFLOW_CONN_{AIRFLOW_CONN_ID.upper()}": settings.airflow_connection(),
     }
+
+
+@dataclass(frozen=True)
+class EmulatorKeys:
+    """API keys the local emulator accepts and the connections carry (fresh for each start)."""
+
+    braze: str = field(default_factory=lambda: f"braze-{secrets.token_hex(12)}", repr=False)
+    iterable: str = field(default_factory=lambda: f"iterable-{secrets.token_hex(12)}", repr=False)
+
+    def emulator_env(self) -> dict[str, str]:
+        return {"EMULATOR_BRAZE_API_KEY": self.braze, "EMULATOR_ITERABLE_API_KEY": self.iterable}
+
+    def connections(self, emulator_url: str) -> dict[str, str]:
+        """`braze_default` and `iterable_default` pointing at the emulator, as AIRFLOW_CONN_* variables."""
+        return {
+            "AIRFLOW_CONN_BRAZE_DEFAULT": json.dumps(
+                {"conn_type": "http", "host": f"{emulator_url}/braze", "password": self.braze}
+            ),
+            "AIRFLOW_CONN_ITERABLE_DEFAULT": json.dumps(
+                {"conn_type": "http", "host": f"{emulator_url}/iterable", "password": self.iterable}
+            ),
+        }
 
 
 def configure(settings: WarehouseSettings, *, quiet: bool = False) -> None:
@@ -138,11 +165,33 @@ def run_dag_once(as_of: date, *, full_refresh: bool = False) -> DagRun:
         raise DagRunFailed(f"{DAG_ID} did not import: {bag.import_errors}")
     # For a data-interval timetable a manual run at midnight covers the day that ends there.
     interval_end = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
-    dag_run = bag.dags[DAG_ID].test(logical_date=interval_end, run_conf={"full_refresh": full_refresh})
+    with _emulator_in_thread():
+        dag_run = bag.dags[DAG_ID].test(logical_date=interval_end, run_conf={"full_refresh": full_refresh})
     if dag_run.state != DagRunState.SUCCESS:
         failed = sorted(ti.task_id for ti in dag_run.get_task_instances() if ti.state != "success")
         raise DagRunFailed(f"{DAG_ID} for as-of {as_of} ended {dag_run.state}; unfinished or failed tasks: {failed}")
     return dag_run
+
+
+@contextmanager
+def _emulator_in_thread() -> Iterator[None]:
+    """The Braze/Iterable emulator on a thread of this process, with its connections set, for dag.test()."""
+    from upshift.emulator import EmulatorSettings, serve_in_thread
+
+    keys = EmulatorKeys()
+    emulator = serve_in_thread(EmulatorSettings(braze_api_key=keys.braze, iterable_api_key=keys.iterable))
+    connections = keys.connections(emulator.url)
+    saved = {name: os.environ.get(name) for name in connections}
+    os.environ.update(connections)
+    try:
+        yield
+    finally:
+        emulator.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def metadata_db_url(settings: WarehouseSettings, database: str) -> str:
@@ -171,7 +220,8 @@ def interval_for(as_of: date) -> tuple[datetime, datetime]:
 
 @dataclass
 class LocalAirflow:
-    """Airflow's services on loopback, for one warehouse; a context manager that stops them.
+    """Airflow's services on loopback, plus the API emulator the sync step sends to, for one
+    warehouse; a context manager that stops them.
 
     State lives in `home` (default `<UPSHIFT_HOME>/airflow`): task and service logs, and
     `services.json` with the process ids, so `airflow down` can stop a stack left running.
@@ -186,10 +236,17 @@ class LocalAirflow:
     # test run, a closed terminal). Off for a stack meant to outlive its starter (`airflow up`).
     die_with_parent: bool = True
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
+    emulator_keys: EmulatorKeys = field(default_factory=EmulatorKeys, repr=False)
+    emulator_port: int = 0
 
     def __post_init__(self) -> None:
         self.home = self.home or airflow_home(self.settings)
         self.port = self.port or free_port(DEFAULT_PORT)
+        self.emulator_port = self.emulator_port or free_port()
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.emulator_port}"
 
     @property
     def url(self) -> str:
@@ -207,6 +264,7 @@ class LocalAirflow:
         """Everything the services and their task processes need, passed only through the environment."""
         env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
         env.update(airflow_environment(self.settings))
+        env.update(self.emulator_keys.connections(self.emulator_url))
         env.update(
             {
                 "AIRFLOW_HOME": str(self.home),
@@ -267,19 +325,21 @@ class LocalAirflow:
             raise AirflowNotReady(f"Preparing the Airflow metadata database failed; see {log_file}")
 
     def start(self) -> LocalAirflow:
-        """Start the four services in the background; `wait_until_ready` tells when they serve."""
+        """Start the emulator and the four Airflow services; `wait_until_ready` tells when they serve."""
         self.service_logs.mkdir(parents=True, exist_ok=True)
         env = self.environment()
-        airflow = [sys.executable, "-m", "airflow"]
-        for service in SERVICES:
-            arguments = (
-                ["api-server", "--host", LOOPBACK, "--port", str(self.port)] if service == "api-server" else [service]
-            )
+        commands = {
+            EMULATOR: ["-m", "upshift.emulator", "--host", LOOPBACK, "--port", str(self.emulator_port), "--quiet"],
+            "api-server": ["-m", "airflow", "api-server", "--host", LOOPBACK, "--port", str(self.port)],
+            **{service: ["-m", "airflow", service] for service in SERVICES if service != "api-server"},
+        }
+        for service, arguments in commands.items():
+            service_env = {**env, **self.emulator_keys.emulator_env()} if service == EMULATOR else env
             with (self.service_logs / f"{service}.log").open("w") as out:
                 # Own session: Ctrl-C in the terminal reaches us, and we stop each service cleanly.
                 self.processes[service] = subprocess.Popen(
-                    [*airflow, *arguments],
-                    env=env,
+                    [sys.executable, *arguments],
+                    env=service_env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
