@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 
 from upshift import dbt, local_airflow, warehouse
 from upshift.local_airflow import DAG_ID, AirflowNotReady, DagRunFailed
-from upshift.summary import MartMissing, readiness_summary, render_task_states
+from upshift.summary import MartMissing, readiness_summary, render_task_states, sync_summary
 from upshift.warehouse import WarehouseError, WarehouseSettings
 
 
@@ -159,11 +159,52 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     started = _step(f"generate a marketplace: {args.clients} clients, {args.workers} workers, {args.days} days")
     generate(settings, args)
+    forget_earlier_results(settings)
     _done(started)
 
     run_dag(settings, args.as_of, args)
     print_summary(settings, args.as_of)
+    print_sync_and_review(settings, args.as_of)
     print(f"\nDemo finished in {time.monotonic() - total:.0f}s.")
+
+
+def forget_earlier_results(settings: WarehouseSettings) -> None:
+    """A new demo marketplace is a new world: drop the models and sync state an earlier demo left.
+
+    Otherwise the readiness history of the earlier (different) synthetic users would count as
+    yesterday, and the scores gate would rightly block the run for its tier churn.
+    """
+    from psycopg import sql
+
+    from upshift.sync.settings import SyncSettings
+
+    sync_schema = SyncSettings.from_env().schema
+    with warehouse.connect(settings, autocommit=True) as conn:
+        schemas = [
+            name
+            for (name,) in conn.execute(
+                "select nspname from pg_namespace where nspname like %s or nspname = %s",
+                (f"{settings.schema}\\_%", sync_schema),
+            )
+        ]
+        for name in schemas:
+            conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
+    if schemas:
+        print(f"    dropped what an earlier demo left: {', '.join(sorted(schemas))}")
+
+
+def print_sync_and_review(settings: WarehouseSettings, as_of: date) -> None:
+    """What Braze and Iterable accepted in this run, then the growth review's headlines and path."""
+    from upshift.report import build_growth_review, default_out_dir, format_headlines
+    from upshift.sync.settings import SyncSettings
+
+    with warehouse.connect(settings) as conn:
+        print()
+        print(sync_summary(conn, as_of, SyncSettings.from_env().schema))
+    result = build_growth_review(settings, as_of, default_out_dir(settings, as_of))
+    print()
+    print(format_headlines(result.headlines))
+    print(f"\nGrowth review: {result.html_path}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:

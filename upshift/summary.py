@@ -182,3 +182,46 @@ def readiness_summary(conn: psycopg.Connection, settings: WarehouseSettings, as_
 def render_task_states(counts: dict[str, int]) -> str:
     """One line per task state, e.g. `success  37`, most frequent first."""
     return "\n".join(f"    {state:<16}{tasks:>4} tasks" for state, tasks in counts.items())
+
+
+def sync_summary(conn: psycopg.Connection, as_of: date, sync_schema: str) -> str:
+    """What each destination accepted in the latest sync of `as_of`, from the sync's own log.
+
+    Counts only (and attribute names, never values), so it is safe to print anywhere.
+    """
+    from psycopg import sql
+
+    log = sql.Identifier(sync_schema, "sync_log")
+    state = sql.Identifier(sync_schema, "user_state")
+    exists = conn.execute("select to_regclass(%s)", (f"{sync_schema}.sync_log",)).fetchone()[0]
+    if exists is None:
+        return "Sent to Braze and Iterable\n  nothing yet: the sync has not run"
+    rows = conn.execute(
+        sql.SQL(
+            """
+            select destination, step, dry_run, considered, sent, unchanged, removed, failed, events_sent
+            from {log}
+            where as_of_date = %s
+              and run_id = (select run_id from {log} where as_of_date = %s order by started_at desc limit 1)
+            order by destination, step
+            """
+        ).format(log=log),
+        (as_of, as_of),
+    ).fetchall()
+    lines = ["Sent to Braze and Iterable (this run)"]
+    if not rows:
+        lines.append(f"  nothing for {as_of}: the sync has not run for this date")
+    for destination, step, dry_run, considered, sent, unchanged, removed, failed, events_sent in rows:
+        what = (
+            f"{events_sent:,} events sent"
+            if step == "events"
+            else f"{considered:,} considered, {sent:,} sent, {unchanged:,} unchanged, {removed:,} removed"
+        )
+        flag = " (dry run: nothing sent)" if dry_run else ""
+        lines.append(f"  {destination:<9} {step:<7} {what}, {failed:,} failed{flag}")
+    profiles = conn.execute(
+        sql.SQL("select destination, count(*) from {} group by destination order by destination").format(state)
+    ).fetchall()
+    for destination, count in profiles:
+        lines.append(f"  {destination:<9} now holds {count:,} upshift profiles")
+    return "\n".join(lines)
