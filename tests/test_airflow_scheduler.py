@@ -108,9 +108,9 @@ def test_a_triggered_run_succeeds_with_every_task(api: AirflowApi, first_run: st
     states = api.task_states(DAG_ID, first_run)
 
     assert api.run_state(DAG_ID, first_run) == "success"
-    assert {"raw_gate", "features_gate", "scores_gate", "sync.braze", "sync.iterable", "metrics"} <= set(states)
-    assert any(task.startswith("features.") for task in states)
-    assert any(task.startswith("scores.") for task in states)
+    assert {"raw_gate", "features_gate", "scores_gate", "sync_payload_gate"} <= set(states)
+    for group in ("features", "scores", "activation", "sync", "metrics"):
+        assert any(task.startswith(f"{group}.") for task in states), group
     assert {task: state for task, state in states.items() if state != "success"} == {}
 
 
@@ -121,21 +121,27 @@ def test_the_sync_pools_exist_as_configured(api: AirflowApi) -> None:
 
 
 def test_dry_run_reaches_the_sync_step_and_nothing_is_sent(api: AirflowApi, first_run: str) -> None:
-    for destination in ("braze", "iterable"):
-        summary = api.xcom(DAG_ID, first_run, f"sync.{destination}")
+    for task_id in ("sync.braze_users", "sync.iterable_users"):
+        summary = api.xcom(DAG_ID, first_run, task_id)
 
-        assert summary["dry_run"] is True
-        assert summary["sent"] == 0
-        assert summary["as_of_date"] == AS_OF.isoformat()
+        assert summary["dry_run"] is True, task_id
+        assert summary.get("sent", 0) == 0, task_id
 
 
-def test_task_logs_never_show_the_warehouse_password(stack: LocalAirflow, first_run: str, loaded) -> None:
+def test_task_logs_never_show_a_password_or_api_key(stack: LocalAirflow, first_run: str, loaded) -> None:
     logs = [path for path in Path(stack.home, "logs").rglob("*.log") if path.is_file()]
+    secrets_in_connections = [stack.emulator_keys.braze, stack.emulator_keys.iterable]
+    if loaded.password:
+        secrets_in_connections.append(loaded.password)
+
+    leaking = [
+        str(path)
+        for path in logs
+        if any(secret in path.read_text(errors="replace") for secret in secrets_in_connections)
+    ]
 
     assert len(logs) > 10, "every task writes a log"
-    if not loaded.password:
-        pytest.skip("the test server has no password to leak")
-    assert [str(path) for path in logs if loaded.password in path.read_text(errors="replace")] == []
+    assert leaking == []
 
 
 def test_backfill_of_three_days_writes_three_history_partitions(
@@ -160,6 +166,9 @@ def test_rerunning_a_backfilled_day_changes_nothing(api: AirflowApi, pg_conn: ps
 
     assert final_state == "success"
     assert mart_checksums(pg_conn) == before
+    sync_steps = [task for task in api.task_states(DAG_ID, latest) if task.startswith("sync.")]
+    assert sync_steps
+    assert {task: api.xcom(DAG_ID, latest, task).get("sent", 0) for task in sync_steps} == dict.fromkeys(sync_steps, 0)
 
 
 def test_bad_raw_data_stops_at_the_raw_gate_and_nothing_reaches_sync(
