@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from upshift import dbt, local_airflow, warehouse
 from upshift.local_airflow import DAG_ID, AirflowNotReady, DagRunFailed
 from upshift.summary import MartMissing, readiness_summary, render_task_states, sync_summary
-from upshift.warehouse import WarehouseError, WarehouseSettings
+from upshift.warehouse import WarehouseError, WarehouseSettings, check_schema_name
 
 
 def _as_of(text: str) -> date:
@@ -347,9 +347,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_configuration() -> None:
+    """Refuse unsafe or malformed UPSHIFT_* settings before anything connects or runs."""
+    from upshift.sync.settings import SyncSettings
+
+    WarehouseSettings.from_env()
+    try:
+        sync_schema = SyncSettings.from_env().schema
+    except ValueError as error:
+        raise WarehouseError(str(error)) from error
+    check_schema_name("UPSHIFT_SYNC_SCHEMA", sync_schema)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_configuration()
         args.handler(args)
     except (WarehouseError, dbt.DbtCommandFailed, DagRunFailed, AirflowNotReady, MartMissing) as error:
         print(f"error: {error}", file=sys.stderr)
