@@ -11,6 +11,7 @@ import pytest
 from psycopg import sql
 
 from upshift import cli
+from upshift.run_lock import RunInProgress, run_lock
 from upshift.warehouse import WarehouseError, WarehouseSettings, ensure_warehouse
 
 OWN_SERVER = {
@@ -176,3 +177,42 @@ def test_an_existing_database_needs_no_connect_on_postgres(
                 ensure_warehouse(settings.with_database(f"{scratch_settings.database}_other"))
         finally:
             admin.execute("grant connect on database postgres to public")
+
+
+# --- one run per warehouse -----------------------------------------------------------------
+
+
+def test_a_second_run_lock_on_the_same_database_is_refused(scratch_settings: WarehouseSettings) -> None:
+    settings = ensure_warehouse(scratch_settings)
+
+    with run_lock(settings), pytest.raises(RunInProgress) as refused, run_lock(settings):
+        pass
+
+    assert f"Another upshift run is in progress on database {settings.database}" in str(refused.value)
+    assert "server process" in str(refused.value)
+
+
+def test_the_run_lock_is_per_database_and_released_after_the_run(
+    warehouse: WarehouseSettings, scratch_settings: WarehouseSettings
+) -> None:
+    other = ensure_warehouse(scratch_settings)
+
+    with run_lock(warehouse), run_lock(other):
+        pass
+    with run_lock(warehouse):
+        pass
+
+
+def test_a_second_cli_run_exits_with_a_clear_message(
+    warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in warehouse.env().items():
+        monkeypatch.setenv(name, value)
+
+    with run_lock(warehouse):
+        code = cli.main(["run", "--as-of", "2025-06-01", "--in-process"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"error: Another upshift run is in progress on database {warehouse.database}")
+    assert "Traceback" not in err
