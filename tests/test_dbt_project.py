@@ -318,6 +318,33 @@ def test_invalid_vars_fail_the_run_naming_the_var_before_anything_is_built(
     assert _checksum(pg_conn, intermediate, "int_users_holdout_assigned") == before
 
 
+def test_a_raw_timestamp_without_time_zone_stops_dbt_naming_the_column(
+    built: WarehouseSettings, pg_conn: psycopg.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    naive_raw = f"{built.raw_schema}_naive"
+    tables = ["users", "bookings", "searches", "proposals", "profile_views", "contacts", "subscriptions"]
+    with pg_conn.transaction():
+        pg_conn.execute(sql.SQL("create schema {}").format(sql.Identifier(naive_raw)))
+        for table in [*tables, "offer_exposures"]:
+            pg_conn.execute(
+                sql.SQL("create table {} as select * from {}").format(
+                    sql.Identifier(naive_raw, table), sql.Identifier(built.raw_schema, table)
+                )
+            )
+        pg_conn.execute(
+            sql.SQL("alter table {} alter column viewed_at type timestamp using viewed_at at time zone 'UTC'").format(
+                sql.Identifier(naive_raw, "profile_views")
+            )
+        )
+    try:
+        with pytest.raises(DbtCommandFailed):
+            run_dbt(["run", "--select", "stg_marketplace__profile_views", *_vars(AS_OF, raw_schema=naive_raw)], built)
+    finally:
+        pg_conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(naive_raw)))
+
+    assert f"{naive_raw}.profile_views.viewed_at is timestamp without time zone" in capsys.readouterr().out
+
+
 def test_poisoned_values_never_reach_a_payload(pg_conn: psycopg.Connection, marts_schema: str) -> None:
     payloads = {
         "sync_braze__users": "attributes",

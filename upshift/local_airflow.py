@@ -499,6 +499,9 @@ class AirflowApi:
     def unpause(self, dag_id: str) -> None:
         self._request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
+    def pause(self, dag_id: str) -> None:
+        self._request("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+
     def trigger(self, dag_id: str, as_of: date, conf: dict[str, object] | None = None) -> str:
         """Start the run that scores as of `as_of`; an earlier run of that date is replaced. Returns its run id."""
         start, end = interval_for(as_of)

@@ -114,3 +114,30 @@
     {%- set month_days = [31, 29 if is_leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] -%}
     {{ return(year >= 1 and 1 <= month <= 12 and 1 <= day <= month_days[month - 1]) }}
 {%- endmacro %}
+
+{#- The raw data contract's one type rule dbt cannot repair: every `*_at` column
+    of a marketplace source is timestamptz. A timestamp without time zone would be
+    read in the session's time zone and shift events across day windows, so the
+    run stops naming the table and column (the raw gate blocks it too:
+    timestamps_have_time_zone). Tables that do not exist yet are skipped. -#}
+{% macro validate_raw_timestamp_types() -%}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set naive = [] -%}
+    {%- for node in graph.sources.values() if node.package_name == project_name -%}
+        {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.identifier) -%}
+        {%- if relation is not none -%}
+            {%- for column in adapter.get_columns_in_relation(relation) -%}
+                {%- if column.name.endswith('_at') and column.data_type | lower != 'timestamp with time zone' -%}
+                    {%- do naive.append(node.schema ~ '.' ~ node.identifier ~ '.' ~ column.name ~ ' is ' ~ column.data_type) -%}
+                {%- endif -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if naive -%}
+        {{ exceptions.raise_compiler_error(
+            "raw timestamp columns must be timestamp with time zone (the data contract): " ~ naive | join(', ')
+            ~ ". Convert them, e.g. alter table ... alter column ... type timestamptz using ... at time zone 'UTC'"
+        ) }}
+    {%- endif -%}
+    {{ return('') }}
+{%- endmacro %}
