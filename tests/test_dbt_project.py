@@ -63,6 +63,11 @@ def test_dbt_unit_tests_pass(built: WarehouseSettings) -> None:
         "retention_counts_upgrades_exactly_90_days_old",
         "time_to_upgrade_starts_at_the_episode_trigger",
         "lift_needs_a_holdout",
+        "mrr_counts_a_period_in_the_month_it_paid_for",
+        "retention_reads_a_plan_change_on_day_90_at_that_moment",
+        "lift_counts_a_user_reached_on_two_channels_once",
+        "addressable_gap_leaves_out_clients_with_nothing_at_stake",
+        "headlines_report_the_latest_complete_retention_cohort",
     } <= names
     assert {str(result.status) for result in results} == {"pass"}
 

@@ -9,7 +9,9 @@
       that, red beyond;
     - users at Ready 30+ days without converting: green under 5% of Ready and
       Overdue users, amber under 15%, red above;
-    - 90-day upgrade retention, latest mature cohort: green from 70%, red below;
+    - 90-day upgrade retention, latest complete cohort month (every upgrade of
+      the month at least 90 days old; the month after it is still partial):
+      green from 70%, red below;
     - signal-triggered conversion: green from 12% (the guide's 12-20%), amber
       above broadcast's 4%, red at or below;
     - lift against the holdout: green when its 95% interval is above zero,
@@ -68,6 +70,7 @@ latest_cohort as (
         cohort_month,
         retention_pct
     from {{ ref('upgrade_retention') }}
+    where is_complete_cohort
     order by cohort_month desc
     limit 1
 
