@@ -51,6 +51,8 @@ def marts_schema(built: WarehouseSettings) -> str:
 def test_dbt_unit_tests_pass(built: WarehouseSettings) -> None:
     results = run_dbt(["test", "--select", "test_type:unit", *_vars(AS_OF)], built)
 
+    # The run's results also hold the on-run-start hook that validates the vars.
+    results = [result for result in results if str(result.node.resource_type) == "unit_test"]
     names = {result.node.name for result in results}
     assert {
         "client_signals_fire_exactly_at_their_edges",
@@ -280,6 +282,65 @@ def test_weights_that_could_exceed_100_are_refused(
         )
 
     assert "for client sums to 125" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"holdout_share": 1.5}, "var('holdout_share') must be a number in [0, 1), got 1.5"),
+        ({"holdout_share": -0.1}, "var('holdout_share') must be a number in [0, 1), got -0.1"),
+        (
+            {"client_spend_frequency_window_days": -7},
+            "var('client_spend_frequency_window_days') must be a whole number >= 1, got -7",
+        ),
+        ({"worker_plateau_period_days": 0}, "var('worker_plateau_period_days') must be a whole number >= 1, got 0"),
+        (
+            {"tier_warming_min_score": 50},
+            "vars tier_warming_min_score (50), tier_ready_min_score (50) and tier_overdue_min_score (90) must increase",
+        ),
+        (
+            {"worker_bid_to_win_max_win_rate": "a quarter"},
+            "var('worker_bid_to_win_max_win_rate') must be a number in [0, 1], got \"a quarter\"",
+        ),
+        ({"as_of_date": "2026-02-30"}, "var('as_of_date') must be a date as YYYY-MM-DD, got '2026-02-30'"),
+    ],
+)
+def test_invalid_vars_fail_the_run_naming_the_var_before_anything_is_built(
+    built: WarehouseSettings,
+    pg_conn: psycopg.Connection,
+    capsys: pytest.CaptureFixture[str],
+    overrides: dict[str, object],
+    message: str,
+) -> None:
+    intermediate = f"{built.schema}_intermediate"
+    before = _checksum(pg_conn, intermediate, "int_users_holdout_assigned")
+    run_vars = json.dumps({"as_of_date": AS_OF.isoformat(), **overrides})
+
+    with pytest.raises(DbtCommandFailed):
+        run_dbt(["run", "--select", "int_users_holdout_assigned", "--vars", run_vars], built)
+
+    assert message in capsys.readouterr().out
+    assert _checksum(pg_conn, intermediate, "int_users_holdout_assigned") == before
+
+
+def test_poisoned_values_never_reach_a_payload(pg_conn: psycopg.Connection, marts_schema: str) -> None:
+    payloads = {
+        "sync_braze__users": "attributes",
+        "sync_iterable__users": "data_fields",
+        "sync_braze__events": "properties",
+        "sync_iterable__events": "properties",
+    }
+
+    poisoned = {
+        table: pg_conn.execute(
+            sql.SQL("select count(*) from {} where cast({} as text) ~ '\\mNaN\\M|\\mInfinity\\M'").format(
+                sql.Identifier(marts_schema, table), sql.Identifier(column)
+            )
+        ).fetchone()[0]
+        for table, column in payloads.items()
+    }
+
+    assert poisoned == dict.fromkeys(payloads, 0)
 
 
 def test_sql_is_sqlfluff_clean(built: WarehouseSettings) -> None:

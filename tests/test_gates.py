@@ -152,12 +152,87 @@ def test_raw_gate_reports_quarantinable_rows_as_warnings_and_passes(clean: Wareh
         "enums_valid[bookings.status]",
         "amounts_not_negative[bookings.amount]",
         "timestamps_not_in_future[bookings.booked_at]",
+        "amounts_finite[bookings.amount]",
+        "amounts_finite[subscriptions.mrr]",
+        "timestamps_plausible[bookings.booked_at]",
+        "timestamps_plausible[searches.searched_at]",
+        "timestamps_not_in_future[searches.searched_at]",
     } <= warned
     future = next(
         warning for warning in result.warnings if warning.name == "timestamps_not_in_future[bookings.booked_at]"
     )
     assert future.sample_rows[0]["booking_id"] == "planted_b_future"
     assert "Warnings:" in result.summary()
+
+
+def test_raw_gate_shows_infinite_timestamps_instead_of_crashing(clean: WarehouseSettings) -> None:
+    result = run_gate("raw", clean, AS_OF)
+
+    by_name = {item.name: item for item in result.results}
+    future = by_name["timestamps_not_in_future[searches.searched_at]"]
+    implausible = by_name["timestamps_plausible[searches.searched_at]"]
+    assert future.error is None
+    assert implausible.error is None
+    assert {"search_id": "planted_s_infinity", "searched_at": "infinity"} in future.sample_rows
+    assert {"search_id": "planted_s_minus_infinity", "searched_at": "-infinity"} in implausible.sample_rows
+
+
+@contextmanager
+def raw_copy(conn: psycopg.Connection, settings: WarehouseSettings, *statements: str) -> Iterator[WarehouseSettings]:
+    """A copy of the raw schema (no dbt view depends on it), altered by `statements` with
+    `{raw}` the copy's quoted name; yields settings whose raw schema is the copy."""
+    copy = f"{settings.raw_schema}_gate_copy"
+    tables = [
+        *("users", "bookings", "searches", "proposals"),
+        *("profile_views", "contacts", "subscriptions", "offer_exposures"),
+    ]
+    with conn.transaction():
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(copy)))
+        for table in tables:
+            conn.execute(
+                sql.SQL("create table {} as select * from {}").format(
+                    sql.Identifier(copy, table), sql.Identifier(settings.raw_schema, table)
+                )
+            )
+        for statement in statements:
+            conn.execute(statement.format(raw=quote_identifier(copy)))
+    try:
+        yield replace(settings, raw_schema=copy)
+    finally:
+        conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(copy)))
+
+
+def test_raw_gate_blocks_a_timestamp_column_without_time_zone(
+    clean: WarehouseSettings, pg_conn: psycopg.Connection
+) -> None:
+    naive = "alter table {raw}.contacts alter column contacted_at type timestamp using contacted_at at time zone 'UTC'"
+
+    with raw_copy(pg_conn, clean, naive) as settings:
+        result = run_gate("raw", settings, AS_OF)
+
+    failure = next(item for item in result.blocking_failures if item.check == "timestamps_have_time_zone")
+    assert not result.passed
+    assert failure.name == "timestamps_have_time_zone[contacts.contacted_at]"
+    assert failure.sample_rows == [
+        {
+            "column_name": "contacted_at",
+            "column_type": "timestamp without time zone",
+            "contract_type": "timestamp with time zone",
+        }
+    ]
+    assert [item.check for item in result.blocking_failures] == ["timestamps_have_time_zone"]
+
+
+def test_raw_gate_passes_without_offer_exposures_or_subscriptions(
+    clean: WarehouseSettings, pg_conn: psycopg.Connection
+) -> None:
+    with raw_copy(pg_conn, clean, "truncate {raw}.offer_exposures", "truncate {raw}.subscriptions") as settings:
+        result = run_gate("raw", settings, AS_OF)
+
+    known = [item for item in result.results if item.check == "users_mostly_known"]
+    assert result.passed, result.summary()
+    assert known
+    assert all(item.success and item.error is None for item in known)
 
 
 @pytest.mark.parametrize(
@@ -193,6 +268,12 @@ def test_raw_gate_reports_quarantinable_rows_as_warnings_and_passes(clean: Wareh
             ["marts.sync_iterable__users"],
             "sync_payload",
             {"offer_personalisation_present[sync_iterable__users]"},
+        ),
+        (
+            "sync_payload_empty.sql",
+            ["marts.sync_braze__users"],
+            "sync_payload",
+            {"payload_above_floor[sync_braze__users]"},
         ),
         (
             "sync_payload_duplicate_identity.sql",

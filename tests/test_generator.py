@@ -326,10 +326,13 @@ def test_every_signal_fires_for_a_visible_share_and_many_users_fire_none(clean_m
 DIRTY_COUNTS = {
     "duplicate_id": "select count({id}) - count(distinct {id}) from {{s}}.{table}",
     "null_key": "select count(*) from {{s}}.{table} where {nulls}",
+    "blank_key": "select count(*) from {{s}}.{table} where {blanks}",
     "unknown_user": """select count(*) from {{s}}.{table} x where {unknown}""",
     "negative_amount": "select count(*) from {{s}}.{table} where {amount} < 0",
+    "non_finite_amount": "select count(*) from {{s}}.{table} where {amount} = 'NaN'",
     "invalid_enum": "select count(*) from {{s}}.{table} where {enum} not in ({values})",
     "future_timestamp": "select count(*) from {{s}}.{table} where {ts} >= %(as_of)s + interval '2 days'",
+    "implausible_timestamp": "select count(*) from {{s}}.{table} where {ts} < '2000-01-01'",
 }
 
 
@@ -340,7 +343,8 @@ def _dirty_count_query(table: str, kind: str) -> str:
         table=table,
         id=spec.id_column,
         nulls=" or ".join(f"{column} is null" for column in spec.key_columns),
-        unknown=" or ".join(f"x.{column} not in {known}" for column in spec.user_columns),
+        blanks=" or ".join(f"{column} = ''" for column in spec.user_columns),
+        unknown=" or ".join(f"(x.{column} <> '' and x.{column} not in {known})" for column in spec.user_columns),
         amount=spec.amount_column,
         enum=spec.enum_column,
         values=", ".join(f"'{value}'" for value in spec.enum_values),

@@ -337,7 +337,8 @@ def test_the_destinations_rate_limit_is_respected_with_small_limits(
         iterable_bulk_update_max_users=20,
         iterable_track_bulk_max_events=20,
         braze_track_rate_limit=50,
-        iterable_bulk_rate_per_second=2,
+        iterable_bulk_update_rate_per_second=2,
+        iterable_track_bulk_rate_per_second=2,
     )
     pg_conn.execute("drop schema if exists upshift_sync_rates cascade")
     with serve_in_thread(limits) as limited:

@@ -56,7 +56,7 @@ def test_iterable_honours_retry_after_when_the_answer_has_one() -> None:
     )
     with serve_in_thread(settings) as emulator:
         client = IterableClient(
-            emulator.iterable_url, ITERABLE_KEY, FAST.with_overrides(iterable_bulk_rate_per_second=50)
+            emulator.iterable_url, ITERABLE_KEY, FAST.with_overrides(iterable_bulk_update_rate_per_second=50)
         )
         started = time.monotonic()
 
@@ -65,6 +65,33 @@ def test_iterable_honours_retry_after_when_the_answer_has_one() -> None:
 
         assert [call["status"] for call in requests_made(emulator)] == [200, 429, 200]
         assert time.monotonic() - started >= 0.9
+
+
+def test_an_iterable_429_without_any_header_backs_off_a_whole_window_and_completes(emulator: RunningEmulator) -> None:
+    emulator.emulator.faults.arm({"iterable": {"status_429_burst": 2}})
+    client = IterableClient(emulator.iterable_url, ITERABLE_KEY, FAST)
+    started = time.monotonic()
+
+    answer = client.track_bulk([{"id": "e1", "eventName": "upshift_touchpoint", "userId": "u1"}])
+
+    calls = requests_made(emulator)
+    assert answer["successCount"] == 1
+    assert [call["status"] for call in calls] == [429, 429, 200]
+    assert time.monotonic() - started >= 2 * FAST.rate_limit_min_wait_seconds  # FAST's backoff alone is 0.2 s
+
+
+def test_iterable_update_email_sends_the_user_id_or_the_old_email(emulator: RunningEmulator) -> None:
+    client = IterableClient(emulator.iterable_url, ITERABLE_KEY, FAST)
+    client.bulk_update_users([{"userId": "u1", "email": "old@example.test"}])
+
+    client.update_email("mid@example.test", current_user_id="u1")
+    client.update_email("new@example.test", current_email="mid@example.test")
+
+    users = emulator.emulator.state()["iterable"]["users"]
+    assert [(user["userId"], user["email"]) for user in users] == [("u1", "new@example.test")]
+    with pytest.raises(DestinationRejected) as raised:
+        client.update_email("other@example.test", current_user_id="ghost")
+    assert raised.value.body["code"] == "UnknownUserIdError"
 
 
 def test_5xx_answers_are_retried_with_backoff_for_idempotent_calls(emulator: RunningEmulator) -> None:

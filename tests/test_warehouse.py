@@ -10,7 +10,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from upshift.warehouse import WarehouseSettings, ensure_warehouse
+from upshift import cli
+from upshift.run_lock import RunInProgress, run_lock
+from upshift.warehouse import WarehouseError, WarehouseSettings, ensure_warehouse
 
 OWN_SERVER = {
     "UPSHIFT_PG_HOST": "db.internal",
@@ -84,3 +86,133 @@ def test_database_names_that_need_quoting_work(scratch_settings: WarehouseSettin
 
     with psycopg.connect(**scratch_settings.conninfo()) as conn:
         assert conn.execute("select current_database()").fetchone() == (scratch_settings.database,)
+
+
+# --- configuration validated up front ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("UPSHIFT_PG_SCHEMA", 'x"; create table pwned (id int); --'),
+        ("UPSHIFT_PG_SCHEMA", "Analytics"),
+        ("UPSHIFT_PG_SCHEMA", "a" * 51),
+        ("UPSHIFT_RAW_SCHEMA", "raw data"),
+        ("UPSHIFT_RAW_SCHEMA", "1raw"),
+        ("UPSHIFT_PG_DATABASE", 'upshift"; drop database postgres; --'),
+    ],
+)
+def test_unsafe_names_are_refused_naming_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(WarehouseError) as refused:
+        WarehouseSettings.from_env({**OWN_SERVER, variable: value})
+
+    assert f"{variable}={value!r} is not an allowed" in str(refused.value)
+
+
+def test_a_port_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(WarehouseError, match=r"UPSHIFT_PG_PORT='54x2' is not a port number"):
+        WarehouseSettings.from_env({**OWN_SERVER, "UPSHIFT_PG_PORT": "54x2"})
+
+
+def test_the_cli_prints_one_error_line_for_bad_configuration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("UPSHIFT_PG_SCHEMA", 'x"; create table pwned (id int); --')
+
+    code = cli.main(["summary", "--as-of", "2025-06-01"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: UPSHIFT_PG_SCHEMA=")
+    assert "Traceback" not in err
+
+
+def test_the_cli_refuses_an_unsafe_sync_schema(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("UPSHIFT_SYNC_SCHEMA", "Sync State")
+
+    code = cli.main(["summary", "--as-of", "2025-06-01"])
+
+    assert code == 1
+    assert capsys.readouterr().err.startswith("error: UPSHIFT_SYNC_SCHEMA='Sync State' is not an allowed schema name")
+
+
+@pytest.fixture
+def limited_role(warehouse_server: WarehouseSettings) -> Iterator[WarehouseSettings]:
+    """Server settings for a login role without CREATEDB (nor superuser); dropped afterwards."""
+    role = f"upshift_limited_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(**warehouse_server.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("create role {} login nocreatedb password 'limited'").format(sql.Identifier(role)))
+    # Not `embedded`: ensure_warehouse would log in as the embedded superuser again.
+    yield replace(warehouse_server, user=role, password="limited", embedded=False)
+    with psycopg.connect(**warehouse_server.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+
+
+def test_a_missing_database_without_createdb_is_a_clear_error(
+    limited_role: WarehouseSettings, scratch_settings: WarehouseSettings
+) -> None:
+    settings = limited_role.with_database(scratch_settings.database)
+
+    with pytest.raises(WarehouseError, match="no CREATEDB privilege") as refused:
+        ensure_warehouse(settings)
+
+    assert settings.database in str(refused.value)
+
+
+def test_an_existing_database_needs_no_connect_on_postgres(
+    warehouse_server: WarehouseSettings, limited_role: WarehouseSettings, scratch_settings: WarehouseSettings
+) -> None:
+    if not warehouse_server.embedded:
+        pytest.skip("revoking CONNECT on `postgres` would disturb other users of a shared server")
+    ensure_warehouse(scratch_settings)
+    settings = limited_role.with_database(scratch_settings.database)
+    with psycopg.connect(**warehouse_server.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute("revoke connect on database postgres from public")
+        try:
+            ensure_warehouse(settings)
+            with pytest.raises(WarehouseError, match="needs a connection to the `postgres` database"):
+                ensure_warehouse(settings.with_database(f"{scratch_settings.database}_other"))
+        finally:
+            admin.execute("grant connect on database postgres to public")
+
+
+# --- one run per warehouse -----------------------------------------------------------------
+
+
+def test_a_second_run_lock_on_the_same_database_is_refused(scratch_settings: WarehouseSettings) -> None:
+    settings = ensure_warehouse(scratch_settings)
+
+    with run_lock(settings), pytest.raises(RunInProgress) as refused, run_lock(settings):
+        pass
+
+    assert f"Another upshift run is in progress on database {settings.database}" in str(refused.value)
+    assert "server process" in str(refused.value)
+
+
+def test_the_run_lock_is_per_database_and_released_after_the_run(
+    warehouse: WarehouseSettings, scratch_settings: WarehouseSettings
+) -> None:
+    other = ensure_warehouse(scratch_settings)
+
+    with run_lock(warehouse), run_lock(other):
+        pass
+    with run_lock(warehouse):
+        pass
+
+
+def test_a_second_cli_run_exits_with_a_clear_message(
+    warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in warehouse.env().items():
+        monkeypatch.setenv(name, value)
+
+    with run_lock(warehouse):
+        code = cli.main(["run", "--as-of", "2025-06-01", "--in-process"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"error: Another upshift run is in progress on database {warehouse.database}")
+    assert "Traceback" not in err

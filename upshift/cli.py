@@ -16,8 +16,9 @@ from datetime import UTC, date, datetime
 
 from upshift import dbt, local_airflow, warehouse
 from upshift.local_airflow import DAG_ID, AirflowNotReady, DagRunFailed
+from upshift.run_lock import run_lock
 from upshift.summary import MartMissing, readiness_summary, render_task_states, sync_summary
-from upshift.warehouse import WarehouseError, WarehouseSettings
+from upshift.warehouse import WarehouseError, WarehouseSettings, check_schema_name
 
 
 def _as_of(text: str) -> date:
@@ -137,6 +138,9 @@ def _start_airflow(
         stack.stop()
         raise
     _done(started)
+    stale = api.fail_unfinished_runs(DAG_ID)
+    if stale:
+        print(f"    marked failed: {len(stale)} queued or running run(s) a stopped Airflow left: {', '.join(stale)}")
     return stack, api
 
 
@@ -157,14 +161,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"    {settings.describe()}")
     _done(started)
 
-    started = _step(f"generate a marketplace: {args.clients} clients, {args.workers} workers, {args.days} days")
-    generate(settings, args)
-    forget_earlier_results(settings)
-    _done(started)
+    with run_lock(settings):
+        started = _step(f"generate a marketplace: {args.clients} clients, {args.workers} workers, {args.days} days")
+        generate(settings, args)
+        forget_earlier_results(settings)
+        _done(started)
 
-    run_dag(settings, args.as_of, args)
-    print_summary(settings, args.as_of)
-    print_sync_and_review(settings, args.as_of)
+        run_dag(settings, args.as_of, args)
+        print_summary(settings, args.as_of)
+        print_sync_and_review(settings, args.as_of)
     print(f"\nDemo finished in {time.monotonic() - total:.0f}s.")
 
 
@@ -216,8 +221,9 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     settings = warehouse.ensure_warehouse()
-    run_dag(settings, args.as_of, args)
-    print_summary(settings, args.as_of)
+    with run_lock(settings):
+        run_dag(settings, args.as_of, args)
+        print_summary(settings, args.as_of)
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -347,9 +353,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_configuration() -> None:
+    """Refuse unsafe or malformed UPSHIFT_* settings before anything connects or runs."""
+    from upshift.sync.settings import SyncSettings
+
+    WarehouseSettings.from_env()
+    try:
+        sync_schema = SyncSettings.from_env().schema
+    except ValueError as error:
+        raise WarehouseError(str(error)) from error
+    check_schema_name("UPSHIFT_SYNC_SCHEMA", sync_schema)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_configuration()
         args.handler(args)
     except (WarehouseError, dbt.DbtCommandFailed, DagRunFailed, AirflowNotReady, MartMissing) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -512,6 +512,18 @@ class AirflowApi:
         }
         return self._request("POST", f"/dags/{dag_id}/dagRuns", json=body).json()["dag_run_id"]
 
+    def fail_unfinished_runs(self, dag_id: str) -> list[str]:
+        """Mark the DAG's queued and running runs failed; returns their run ids.
+
+        Called on a freshly started stack: nothing can be driving those runs (a killed demo
+        left them), and a queued one would otherwise start against whatever warehouse the
+        new stack points at.
+        """
+        stale = [run["dag_run_id"] for run in self.runs(dag_id) if run["state"] in {"queued", "running"}]
+        for run_id in stale:
+            self._request("PATCH", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}", json={"state": "failed"})
+        return stale
+
     def runs(self, dag_id: str, *, logical_date: datetime | None = None) -> list[dict]:
         params: dict[str, object] = {"limit": 100, "order_by": "logical_date"}
         if logical_date is not None:

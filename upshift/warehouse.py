@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -29,8 +30,52 @@ EMBEDDED_USER = "postgres"
 NO_PASSWORD_PLACEHOLDER = "no-password"
 
 
+# PostgreSQL truncates names at 63 bytes; dbt appends `_intermediate` (13) to the target schema.
+MAX_NAME_LENGTH = 63
+SCHEMA_SUFFIX_LENGTH = len("_intermediate")
+# Schemas: lower case, so the name PostgreSQL stores is the name every tool (dbt, Great
+# Expectations through SQLAlchemy, psql, the sync) writes, quoted or not.
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+# Databases are only ever quoted by us; a dash or upper case is fine, a quote or space is not.
+DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
 class WarehouseError(RuntimeError):
     """The warehouse cannot be reached or prepared; the message says what to check."""
+
+
+def check_schema_name(variable: str, value: str, *, suffix_length: int = 0) -> str:
+    """`value` if it is a safe schema name, else a WarehouseError naming `variable` and the rule.
+
+    Names end up in SQL that dbt and the gates write (`create schema ...`), so only plain
+    lower-case identifiers are accepted: anything else could change what that SQL does.
+    """
+    limit = MAX_NAME_LENGTH - suffix_length
+    if not SCHEMA_NAME.fullmatch(value) or len(value) > limit:
+        raise WarehouseError(
+            f"{variable}={value!r} is not an allowed schema name: use lower-case letters, digits and "
+            f"underscores, starting with a letter or underscore, at most {limit} characters."
+        )
+    return value
+
+
+def _check_database_name(value: str) -> str:
+    if not DATABASE_NAME.fullmatch(value) or len(value.encode()) > MAX_NAME_LENGTH:
+        raise WarehouseError(
+            f"UPSHIFT_PG_DATABASE={value!r} is not an allowed database name: use letters, digits, "
+            f"underscores and dashes, starting with a letter or underscore, at most {MAX_NAME_LENGTH} characters."
+        )
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise WarehouseError(f"UPSHIFT_PG_PORT={text!r} is not a port number (1-65535).")
+    return port
 
 
 def upshift_home(env: Mapping[str, str] = os.environ) -> Path:
@@ -57,7 +102,7 @@ class WarehouseSettings:
         host = env.get("UPSHIFT_PG_HOST") or None
         return cls(
             host=host,
-            port=int(env.get("UPSHIFT_PG_PORT") or 5432),
+            port=_port(env.get("UPSHIFT_PG_PORT") or "5432"),
             user=env.get("UPSHIFT_PG_USER") or EMBEDDED_USER,
             password=env.get("UPSHIFT_PG_PASSWORD") or "",
             database=env.get("UPSHIFT_PG_DATABASE") or "upshift",
@@ -66,6 +111,11 @@ class WarehouseSettings:
             home=upshift_home(env),
             embedded=host is None,
         )
+
+    def __post_init__(self) -> None:
+        _check_database_name(self.database)
+        check_schema_name("UPSHIFT_PG_SCHEMA", self.schema, suffix_length=SCHEMA_SUFFIX_LENGTH)
+        check_schema_name("UPSHIFT_RAW_SCHEMA", self.raw_schema)
 
     @property
     def embedded_data_dir(self) -> Path:
@@ -174,19 +224,53 @@ def stop_embedded(settings: WarehouseSettings) -> bool:
 
 
 def _create_database_if_missing(settings: WarehouseSettings) -> None:
+    """Connect to the warehouse database; only when it does not exist, create it from `postgres`.
+
+    An existing database needs neither CREATEDB nor CONNECT on the `postgres` database, so a
+    least-privilege role works once an administrator created the database.
+    """
     import psycopg
-    from psycopg import sql
+    from psycopg import errors, sql
 
     try:
+        with psycopg.connect(**settings.conninfo(), connect_timeout=10):
+            return
+    except psycopg.OperationalError as error:
+        if not _is_missing_database(error, settings.database):
+            raise _unreachable(settings, error) from error
+    try:
         with psycopg.connect(**settings.conninfo("postgres"), autocommit=True, connect_timeout=10) as admin:
-            exists = admin.execute("select 1 from pg_database where datname = %s", (settings.database,)).fetchone()
-            if not exists:
-                admin.execute(sql.SQL("create database {}").format(sql.Identifier(settings.database)))
+            admin.execute(sql.SQL("create database {}").format(sql.Identifier(settings.database)))
+    except errors.DuplicateDatabase:
+        return
+    except errors.InsufficientPrivilege as error:
+        raise WarehouseError(
+            f"Database {settings.database} does not exist and user {settings.user} may not create it "
+            "(no CREATEDB privilege). Create it as an administrator (`create database ... owner ...`) "
+            "or grant CREATEDB."
+        ) from error
     except psycopg.OperationalError as error:
         raise WarehouseError(
-            f"Cannot reach {settings.describe()}: {error}. Check the UPSHIFT_PG_* settings "
-            "or unset UPSHIFT_PG_HOST to use the embedded PostgreSQL."
+            f"Database {settings.database} does not exist, and creating it needs a connection to the "
+            f"`postgres` database, which failed: {_first_line(error)}. Create the database as an "
+            f"administrator, or grant user {settings.user} CONNECT on `postgres` and CREATEDB."
         ) from error
+
+
+def _is_missing_database(error: BaseException, database: str) -> bool:
+    """A refused connection carries no SQLSTATE in psycopg; the server's message names the cause."""
+    return f'database "{database}" does not exist' in str(error)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _unreachable(settings: WarehouseSettings, error: BaseException) -> WarehouseError:
+    return WarehouseError(
+        f"Cannot reach {settings.describe()}: {_first_line(error)}. Check the UPSHIFT_PG_* settings "
+        "or unset UPSHIFT_PG_HOST to use the embedded PostgreSQL."
+    )
 
 
 def ensure_warehouse(settings: WarehouseSettings | None = None) -> WarehouseSettings:

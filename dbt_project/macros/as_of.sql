@@ -6,7 +6,7 @@
         {{- return(run_started_at.strftime('%Y-%m-%d')) -}}
     {%- endif -%}
     {%- set text = configured | string -%}
-    {%- if not modules.re.match('^\\d{4}-\\d{2}-\\d{2}$', text) -%}
+    {%- if not is_calendar_date(text) -%}
         {{ exceptions.raise_compiler_error("var('as_of_date') must be a date as YYYY-MM-DD, got '" ~ text ~ "'") }}
     {%- endif -%}
     {{- return(text) -}}

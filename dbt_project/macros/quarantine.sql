@@ -73,7 +73,7 @@
 {#- Check: the event timestamp lies past the as-of date (beyond the grace days). -#}
 {% macro check_future_timestamp(column) -%}
     {%- set limit = dbt.dateadd('day', var('quarantine_future_grace_days'), as_of_timestamp()) -%}
-    {{ return({'reason': 'future_timestamp', 'when': '(' ~ column ~ ' >= ' ~ limit ~ ')', 'detail': "concat('" ~ column ~ " after as-of date ', '" ~ as_of_date() ~ "')"}) }}
+    {{ return({'reason': 'future_timestamp', 'when': '(' ~ column ~ ' >= ' ~ limit ~ ')', 'detail': "concat('" ~ column ~ "=', cast(" ~ column ~ " as " ~ dbt.type_string() ~ "), ' after as-of date " ~ as_of_date() ~ "')"}) }}
 {%- endmacro %}
 
 {#- The whole row of `relation_alias` as a JSON document. -#}
@@ -83,4 +83,34 @@
 
 {% macro default__row_as_json(relation_alias) -%}
     to_jsonb({{ relation_alias }})
+{%- endmacro %}
+
+{#- Check: any of `columns` is an empty or blank string (an id that names nobody). -#}
+{% macro check_blank_key(columns) -%}
+    {%- set conditions = [] -%}
+    {%- for column in columns -%}
+        {%- do conditions.append("trim(" ~ column ~ ") = ''") -%}
+    {%- endfor -%}
+    {%- set detail -%}
+        concat_ws(', '
+        {%- for column in columns %}, case when trim({{ column }}) = '' then '{{ column }} is blank' end{% endfor -%}
+        )
+    {%- endset -%}
+    {{ return({'reason': 'blank_key', 'when': '(' ~ (conditions | join(' or ')) ~ ')', 'detail': detail}) }}
+{%- endmacro %}
+
+{#- Check: `column` is NaN or +/-infinity, which no amount can be and no
+    destination accepts. -#}
+{% macro check_non_finite(column) -%}
+    {%- set when -%}
+        ({{ column }} in (cast('NaN' as numeric), cast('Infinity' as numeric), cast('-Infinity' as numeric)))
+    {%- endset -%}
+    {{ return({'reason': 'non_finite_amount', 'when': when, 'detail': "concat('" ~ column ~ "=', cast(" ~ column ~ " as " ~ dbt.type_string() ~ "))"}) }}
+{%- endmacro %}
+
+{#- Check: the event timestamp lies before var('quarantine_earliest_event_date'):
+    year 1, -infinity, an epoch default. (+infinity is a future_timestamp.) -#}
+{% macro check_implausible_timestamp(column) -%}
+    {%- set earliest = "cast('" ~ var('quarantine_earliest_event_date') ~ " 00:00:00+00' as timestamp with time zone)" -%}
+    {{ return({'reason': 'implausible_timestamp', 'when': '(' ~ column ~ ' < ' ~ earliest ~ ')', 'detail': "concat('" ~ column ~ "=', cast(" ~ column ~ " as " ~ dbt.type_string() ~ "), ' before " ~ var('quarantine_earliest_event_date') ~ "')"}) }}
 {%- endmacro %}

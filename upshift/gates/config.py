@@ -26,8 +26,10 @@ CONFIG_FILE = "gates.yml"
 SEVERITIES = ("blocking", "warning")
 # Great Expectations' own severity names, by ours.
 GX_SEVERITY = {"blocking": "critical", "warning": "warning"}
-# The dbt var whose grace the raw gate shares, so a row dbt keeps never fails the gate.
+# The dbt vars of the plausible event window the raw gate shares, so a row dbt keeps never
+# fails the gate.
 FUTURE_GRACE_VAR = "quarantine_future_grace_days"
+EARLIEST_EVENT_VAR = "quarantine_earliest_event_date"
 _PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SCHEMA_LAYERS = ("raw", "staging", "intermediate", "marts")
@@ -107,13 +109,28 @@ def _read_yaml(path: Path) -> Any:
         raise GateConfigError(f"{path} is not valid YAML: {error}") from error
 
 
+def _dbt_var(name: str) -> Any:
+    project = _read_yaml(DBT_PROJECT_DIR / "dbt_project.yml")
+    return (project.get("vars") or {}).get(name)
+
+
 def future_grace_days() -> int:
     """dbt's `quarantine_future_grace_days`, read from dbt_project.yml (the one place it lives)."""
-    project = _read_yaml(DBT_PROJECT_DIR / "dbt_project.yml")
-    value = (project.get("vars") or {}).get(FUTURE_GRACE_VAR)
+    value = _dbt_var(FUTURE_GRACE_VAR)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise GateConfigError(f"dbt_project.yml: var {FUTURE_GRACE_VAR} must be a whole number of days, got {value!r}")
     return value
+
+
+def earliest_event_date() -> dt.date:
+    """dbt's `quarantine_earliest_event_date`, read from dbt_project.yml."""
+    value = _dbt_var(EARLIEST_EVENT_VAR)
+    try:
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise GateConfigError(
+            f"dbt_project.yml: var {EARLIEST_EVENT_VAR} must be a date as YYYY-MM-DD, got {value!r}"
+        ) from None
 
 
 def stage_names(expectations_dir: Path = EXPECTATIONS_DIR) -> list[str]:
@@ -145,6 +162,7 @@ def _run_variables(settings: WarehouseSettings, as_of: dt.date, grace_days: int)
         "as_of_at": _timestamp_literal(as_of),
         "future_cutoff_at": _timestamp_literal(as_of + dt.timedelta(days=grace_days)),
         "future_grace_days": grace_days,
+        "earliest_event_at": _timestamp_literal(earliest_event_date()),
         **{layer: Sql(quote_identifier(name)) for layer, name in schemas.items()},
     }, schemas
 

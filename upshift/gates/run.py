@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
+from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 
 from upshift.gates.config import GX_SEVERITY, Asset, PlannedExpectation, StagePlan, load_stage_plan
 from upshift.gates.report import REPORT_FILE, report_directory, write_report
@@ -120,6 +121,28 @@ def _without_pii(row: dict[str, Any], pii_columns: frozenset[str]) -> dict[str, 
     return {key: value for key, value in row.items() if key not in pii_columns}
 
 
+def _lenient(loader: type) -> type:
+    """`loader`, but a value Python cannot hold (`infinity`, year 10000+) comes back as its text."""
+
+    class Lenient(loader):  # type: ignore[misc, valid-type]
+        def load(self, data: Any) -> Any:
+            try:
+                return super().load(data)
+            except psycopg.DataError:
+                return bytes(data).decode()
+
+    return Lenient
+
+
+def _sample_connection(settings: WarehouseSettings) -> psycopg.Connection:
+    """A connection for sample rows: a raw table may hold timestamps no datetime can (a sample
+    of exactly those rows is what a failed timestamp check shows)."""
+    conn = psycopg.connect(**settings.conninfo(), autocommit=True)
+    for type_name, loader in (("timestamptz", TimestamptzLoader), ("timestamp", TimestampLoader), ("date", DateLoader)):
+        conn.adapters.register_loader(type_name, _lenient(loader))
+    return conn
+
+
 def _unexpected_rows_sample(
     conn: psycopg.Connection, planned: PlannedExpectation, asset: Asset, limit: int
 ) -> list[dict[str, Any]]:
@@ -195,7 +218,7 @@ def run_gate(stage: str, settings: WarehouseSettings, as_of: dt.date) -> GateRes
     outcomes = _validate(plan, settings)
     by_name = {expectation.name: expectation for expectation in plan.expectations}
     results = []
-    with psycopg.connect(**settings.conninfo(), autocommit=True) as conn:
+    with _sample_connection(settings) as conn:
         for asset, suite_result in outcomes:
             for validation in suite_result.results:
                 planned = by_name[validation.expectation_config.meta["upshift_name"]]

@@ -10,10 +10,14 @@ clean rows, so counting each kind in SQL gives back the report's numbers:
 - null_key: the id or one user reference is NULL. For users the NULL-id row is an extra
   copy, so no event loses its user.
 - unknown_user: a user reference to an id that is not in users (a deleted account).
+- blank_key: a user reference is an empty string (an id that names nobody).
 - negative_amount: bookings.amount or subscriptions.mrr below zero.
+- non_finite_amount: bookings.amount or subscriptions.mrr is NaN.
 - invalid_enum: a role, status or channel outside the contract's values.
 - future_timestamp: the event time (users.created_at, subscriptions.started_at) two or
   more days after as-of.
+- implausible_timestamp: the event time is -infinity or in year 1 (a default a broken
+  export writes).
 """
 
 from __future__ import annotations
@@ -23,7 +27,19 @@ import numpy as np
 from upshift.generator.tables import NULL, TABLES, TableSpec, format_timestamps
 from upshift.generator.timing import DAY
 
-DIRTY_KINDS = ("duplicate_id", "null_key", "unknown_user", "negative_amount", "invalid_enum", "future_timestamp")
+DIRTY_KINDS = (
+    "duplicate_id",
+    "null_key",
+    "blank_key",
+    "unknown_user",
+    "negative_amount",
+    "non_finite_amount",
+    "invalid_enum",
+    "future_timestamp",
+    "implausible_timestamp",
+)
+# Timestamps before any plausible event (dbt's quarantine_earliest_event_date).
+IMPLAUSIBLE_TIMESTAMPS = ("-infinity", "0001-01-01 00:00:00+00")
 MIN_PER_KIND = 2
 INVALID_ENUM_VALUES = {
     "users": ("admin", "Client", "both", "wrker"),
@@ -38,10 +54,13 @@ def applicable_kinds(spec: TableSpec) -> tuple[str, ...]:
     applies = {
         "duplicate_id": True,
         "null_key": True,
+        "blank_key": bool(spec.user_columns),
         "unknown_user": bool(spec.user_columns),
         "negative_amount": spec.amount_column is not None,
+        "non_finite_amount": spec.amount_column is not None,
         "invalid_enum": spec.enum_column is not None,
         "future_timestamp": True,
+        "implausible_timestamp": True,
     }
     return tuple(kind for kind in DIRTY_KINDS if applies[kind])
 
@@ -106,6 +125,20 @@ class Corrupter:
         column_of = rng.integers(0, len(spec.key_columns), len(where))
         for index, column in enumerate(spec.key_columns):
             columns[column][where[column_of == index]] = NULL
+
+    def _blank_key(self, spec, columns, where, rng) -> None:
+        column_of = rng.integers(0, len(spec.user_columns), len(where))
+        for index, column in enumerate(spec.user_columns):
+            columns[column][where[column_of == index]] = ""
+
+    def _non_finite_amount(self, spec, columns, where, rng) -> None:
+        columns[spec.amount_column][where] = "NaN"
+
+    def _implausible_timestamp(self, spec, columns, where, rng) -> None:
+        values = np.array(IMPLAUSIBLE_TIMESTAMPS, dtype=object)
+        columns[spec.timestamp_column][where] = values[rng.integers(0, len(values), len(where))]
+        if "ended_at" in columns:
+            columns["ended_at"][where] = NULL
 
     def _unknown_user(self, spec, columns, where, rng) -> None:
         column_of = rng.integers(0, len(spec.user_columns), len(where))

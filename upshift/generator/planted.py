@@ -28,9 +28,15 @@ class PlantedFixtureError(ValueError):
     """A fixture file or cell that cannot be loaded; the message names the file and what to fix."""
 
 
+# PostgreSQL's special timestamps, loaded as written: feeds do deliver them.
+SPECIAL_TIMESTAMPS = ("infinity", "-infinity")
+
+
 def resolve_timestamp(value: str, as_of: dt.date) -> str:
-    """A fixture timestamp cell as an ISO-8601 UTC timestamp."""
+    """A fixture timestamp cell as an ISO-8601 UTC timestamp (or `infinity` / `-infinity`)."""
     text = value.strip()
+    if text in SPECIAL_TIMESTAMPS:
+        return text
     if _RELATIVE.fullmatch(text):
         offset = sum(
             (-1 if sign == "-" else 1) * float(amount) * _UNIT_SECONDS[unit]

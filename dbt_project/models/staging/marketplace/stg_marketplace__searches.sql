@@ -15,8 +15,10 @@ renamed as (
         searched_at,
         {{ quarantine_columns([
             check_null_key(['search_id', 'client_id']),
+            check_blank_key(['search_id', 'client_id']),
             check_duplicate_id('search_id', 'searched_at', ['search_id', 'client_id', 'category', 'searched_at']),
             check_missing_timestamp('searched_at'),
+            check_implausible_timestamp('searched_at'),
             check_future_timestamp('searched_at'),
         ]) }}
 
