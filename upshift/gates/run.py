@@ -19,7 +19,7 @@ from psycopg import sql
 from upshift.gates.config import GX_SEVERITY, Asset, PlannedExpectation, StagePlan, load_stage_plan
 from upshift.gates.report import REPORT_FILE, report_directory, write_report
 from upshift.gates.result import ExpectationResult, GateResult
-from upshift.warehouse import WarehouseError, WarehouseSettings
+from upshift.warehouse import SESSION_ENV, SESSION_OPTIONS, WarehouseError, WarehouseSettings, connect, environment
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
@@ -34,7 +34,9 @@ DATASOURCE_NAME = "upshift_warehouse"
 def sqlalchemy_url(settings: WarehouseSettings) -> str:
     """The warehouse as a SQLAlchemy URL (psycopg2); a socket directory goes in `?host=`.
 
-    Holds the password when there is one: pass it to the datasource, never to a log.
+    Its sessions are UTC (`options`, against a non-UTC server or database default; run_gate
+    also sets PGTZ against the caller's). Holds the password when there is one: pass it to the
+    datasource, never to a log.
     """
     from sqlalchemy.engine import URL
 
@@ -48,7 +50,10 @@ def sqlalchemy_url(settings: WarehouseSettings) -> str:
         host=None if socket_dir else settings.host,
         port=None if socket_dir else settings.port,
         database=settings.database,
-        query={"host": settings.host, "port": str(settings.port)} if socket_dir else {},
+        query={
+            "options": SESSION_OPTIONS,
+            **({"host": settings.host, "port": str(settings.port)} if socket_dir else {}),
+        },
     )
     return url.render_as_string(hide_password=False)
 
@@ -192,10 +197,11 @@ def run_gate(stage: str, settings: WarehouseSettings, as_of: dt.date) -> GateRes
     no gate yet, and lets connection errors through: neither is a data-quality verdict.
     """
     plan = load_stage_plan(stage, settings, as_of)
-    outcomes = _validate(plan, settings)
+    with environment(SESSION_ENV):
+        outcomes = _validate(plan, settings)
     by_name = {expectation.name: expectation for expectation in plan.expectations}
     results = []
-    with psycopg.connect(**settings.conninfo(), autocommit=True) as conn:
+    with connect(settings, autocommit=True) as conn:
         for asset, suite_result in outcomes:
             for validation in suite_result.results:
                 planned = by_name[validation.expectation_config.meta["upshift_name"]]
