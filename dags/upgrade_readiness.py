@@ -77,7 +77,7 @@ from upshift_gates import ReadinessGateOperator
 from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
 
 from upshift.dbt import DBT_PROJECT_DIR, MANIFEST_PATH
-from upshift.warehouse import AIRFLOW_CONN_ID
+from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV
 
 if not MANIFEST_PATH.is_file():
     raise FileNotFoundError(
@@ -102,7 +102,9 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT_DIR,
             manifest_path=MANIFEST_PATH,
-            env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"},
+            # SESSION_ENV (PGTZ=UTC) pins dbt's sessions to UTC: dbt-postgres has no profile
+            # field for session options, so the profile mapping cannot carry it.
+            env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test", **SESSION_ENV},
         ),
         profile_config=ProfileConfig(
             profile_name="upshift",

@@ -335,3 +335,11 @@ def test_unit_tests_are_left_to_ci(dag) -> None:
     for task in dag.tasks:
         if hasattr(task, "env"):
             assert task.env.get("DBT_EXCLUDE_RESOURCE_TYPES") == "unit_test", task.task_id
+
+
+def test_every_dbt_task_pins_its_sessions_to_utc(dag) -> None:
+    dbt_tasks = [task for task in dag.tasks if hasattr(task, "env")]
+
+    assert dbt_tasks
+    for task in dbt_tasks:
+        assert task.env.get("PGTZ") == "UTC", task.task_id
