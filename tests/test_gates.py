@@ -253,9 +253,9 @@ def test_raw_gate_passes_without_offer_exposures_or_subscriptions(
         ),
         (
             "scores_everyone_ready.sql",
-            ["marts.client_readiness"],
+            ["intermediate.int_users_readiness_scored"],
             "scores",
-            {"ready_share_below_ceiling[client_readiness]"},
+            {"ready_share_below_ceiling[readiness_scored.clients]"},
         ),
         (
             "sync_payload_email_in_attributes.sql",
@@ -283,9 +283,9 @@ def test_raw_gate_passes_without_offer_exposures_or_subscriptions(
         ),
         (
             "scores_tier_churn.sql",
-            ["marts.readiness_history"],
+            ["intermediate.int_users_readiness_scored"],
             "scores",
-            {"tier_churn_below_ceiling[worker_readiness]"},
+            {"tier_churn_below_ceiling[readiness_scored.workers]"},
         ),
     ],
 )

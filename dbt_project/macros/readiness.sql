@@ -1,5 +1,5 @@
 {#- The readiness model's weights and tiers. Score and tier logic lives here and
-    in readiness_history only; the numbers are dbt vars. -#}
+    in int_users_readiness_scored only; the numbers are dbt vars. -#}
 
 {#- Weight of `signal` for `role` from var('readiness_signal_weights'), with a
     clear error when the configuration does not name it or a side's weights

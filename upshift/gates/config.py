@@ -249,8 +249,9 @@ def _expand(
             raise GateConfigError(f"{where}: target {target_vars} names no asset of the suite")
         if entry["type"] == "UnexpectedRowsExpectation" and asset.table is None:
             raise GateConfigError(f"{where}: SQL expectations run on table assets only ({asset.name} is a query)")
-        column = target_vars.get("column")
-        target = f"{asset.name}.{column}" if column else asset.name
+        # `label` names a target that has no column (e.g. one side of a table).
+        qualifier = target_vars.get("column") or target_vars.get("label")
+        target = f"{asset.name}.{qualifier}" if qualifier else asset.name
         variables = _merge(where, run_variables, thresholds, {"key": asset.key}, target_vars)
         kwargs = render(entry.get("kwargs") or {}, variables, f"{where}[{target}]")
         if kwargs.get("column") in pii_columns:
