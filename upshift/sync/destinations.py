@@ -194,6 +194,10 @@ class Iterable(Destination):
             except DestinationRejected as refused:
                 body = refused.body if isinstance(refused.body, dict) else {}
                 code = str(body.get("code") or "email_change_rejected")
+                if self.by_email and code == "UnknownEmailError":
+                    # No profile holds the old email any more: an earlier try moved it (and then
+                    # failed before recording), so the bulk update under the new email goes on.
+                    continue
                 failures[change.user_id] = (code, f"Iterable refused the change of email: {redact(str(refused))}")
         return failures
 
