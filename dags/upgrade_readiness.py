@@ -92,6 +92,7 @@ SYNC_ARGS = {
     "as_of_date": AS_OF_DATE,
     "dry_run": "{{ params.dry_run }}",
     "full_resync": "{{ params.full_resync }}",
+    "force_backfill": "{{ params.force_backfill_sync }}",
 }
 
 
@@ -182,6 +183,15 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
             type="boolean",
             title="Full resync",
             description="Send every user's attributes and list memberships again, changed or not (events never).",
+        ),
+        "force_backfill_sync": Param(
+            False,
+            type="boolean",
+            title="Force backfill sync",
+            description=(
+                "Send this as-of date even though a newer one was already synced (normally an older date "
+                "scores and writes history but the sync sends nothing)."
+            ),
         ),
     },
 )

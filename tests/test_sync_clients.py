@@ -197,3 +197,20 @@ def test_client_logs_carry_no_key_and_no_body(emulator: RunningEmulator, caplog:
     assert ITERABLE_KEY not in caplog.text
     assert "someone@example.test" not in caplog.text
     assert "someone" not in repr(client)
+
+
+def test_an_email_change_already_made_by_an_interrupted_try_is_not_a_failure(emulator: RunningEmulator) -> None:
+    from upshift.sync.changes import UserChange
+    from upshift.sync.destinations import destination_for
+
+    settings = FAST.with_overrides(iterable_identify_by="email")
+    client = IterableClient(emulator.iterable_url, ITERABLE_KEY, settings)
+    client.bulk_update_users([{"userId": "u1", "email": "new@example.test"}])  # moved before the try died
+    change = UserChange("u1", "changed", {}, {}, "h", email="new@example.test", previous_email="old@example.test")
+    taken = UserChange("u2", "changed", {}, {}, "h", email="new@example.test", previous_email="two@example.test")
+    client.bulk_update_users([{"userId": "u2", "email": "two@example.test"}])
+
+    failures = destination_for("iterable", settings).send_email_changes(client, [change, taken])
+
+    assert failures == {"u2": ("EmailAlreadyExists", failures["u2"][1])}
+    assert "@" not in failures["u2"][1]

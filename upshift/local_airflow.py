@@ -30,7 +30,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -155,8 +155,13 @@ def create_pools(pools_file: Path = POOLS_FILE) -> list[str]:
     return sorted(pools)
 
 
-def run_dag_once(as_of: date, *, full_refresh: bool = False) -> DagRun:
-    """Run the DAG in this process for the daily data interval that ends at midnight UTC of `as_of`."""
+def run_dag_once(as_of: date, *, full_refresh: bool = False, dry_run: bool = False) -> DagRun:
+    """Run the DAG in this process for the daily data interval that ends at midnight UTC of `as_of`.
+
+    The sync sends to the configured `braze_default` / `iterable_default` connections; only when
+    neither is configured does a throwaway emulator on a thread stand in for them. `dry_run`
+    reaches the DAG's params: the sync sends nothing and records nothing as accepted.
+    """
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.state import DagRunState
 
@@ -165,12 +170,30 @@ def run_dag_once(as_of: date, *, full_refresh: bool = False) -> DagRun:
         raise DagRunFailed(f"{DAG_ID} did not import: {bag.import_errors}")
     # For a data-interval timetable a manual run at midnight covers the day that ends there.
     interval_end = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
-    with _emulator_in_thread():
-        dag_run = bag.dags[DAG_ID].test(logical_date=interval_end, run_conf={"full_refresh": full_refresh})
+    destinations = nullcontext() if destinations_configured() else _emulator_in_thread()
+    with destinations:
+        dag_run = bag.dags[DAG_ID].test(
+            logical_date=interval_end, run_conf={"full_refresh": full_refresh, "dry_run": dry_run}
+        )
     if dag_run.state != DagRunState.SUCCESS:
         failed = sorted(ti.task_id for ti in dag_run.get_task_instances() if ti.state != "success")
         raise DagRunFailed(f"{DAG_ID} for as-of {as_of} ended {dag_run.state}; unfinished or failed tasks: {failed}")
     return dag_run
+
+
+def destinations_configured(conn_ids: tuple[str, ...] = ("braze_default", "iterable_default")) -> bool:
+    """True when any sync connection is configured (AIRFLOW_CONN_* or the metadata database)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    found = []
+    for conn_id in conn_ids:
+        try:
+            Connection.get_connection_from_secrets(conn_id)
+        except AirflowNotFoundException:
+            continue
+        found.append(conn_id)
+    return bool(found)
 
 
 @contextmanager

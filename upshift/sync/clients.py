@@ -102,8 +102,10 @@ class ApiClient:
         self.close()
 
     def _limiter(self, group: str, limit: int, window_seconds: float) -> RateLimiter:
+        """One limiter per endpoint group; its window is widened by `rate_limit_margin_seconds`,
+        since the destination counts a request when it arrives, not when it left."""
         if group not in self._limiters:
-            self._limiters[group] = RateLimiter(limit, window_seconds)
+            self._limiters[group] = RateLimiter(limit, window_seconds + self.settings.rate_limit_margin_seconds)
         return self._limiters[group]
 
     def request(

@@ -44,6 +44,8 @@ class SyncSettings:
     max_rate_limit_wait_seconds: float = 60.0
     # Shortest wait after a 429 that names no reset (Iterable): its limits are per second.
     rate_limit_min_wait_seconds: float = 1.0
+    # Added to every client-side rate window: the destination counts a request on arrival.
+    rate_limit_margin_seconds: float = 0.05
 
     braze_max_objects_per_array: int = 75
     braze_max_objects_combined: int = 0  # 0: no combined cap; 50 or 75 on newer contracts
