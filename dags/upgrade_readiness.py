@@ -69,9 +69,17 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag
+from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, TriggerRule, dag
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
+from cosmos.constants import (
+    PRODUCER_WATCHER_TASK_ID,
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    TestBehavior,
+    TestIndirectSelection,
+)
+from cosmos.operators.watcher import DbtConsumerWatcherSensor
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 from upshift_gates import ReadinessGateOperator
 from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
@@ -96,8 +104,14 @@ SYNC_ARGS = {
 
 
 def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
-    """One Cosmos task group per stage: one task per selected dbt model or seed."""
-    return DbtTaskGroup(
+    """One Cosmos task group per stage: one `dbt build` of the stage, one task per model or seed.
+
+    Cosmos' watcher mode: the group's producer task runs a single `dbt build` of the stage's
+    models and seeds (dbt's threads, one dbt parse), and each model's task reports its model's
+    result and log from that build. Cleared or retried on its own, a model's task runs `dbt run`
+    for its model alone. The stage's data tests run in one task after all its models.
+    """
+    stage = DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT_DIR,
@@ -109,23 +123,21 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
             target_name="dev",
             profile_mapping=PostgresUserPasswordProfileMapping(
                 conn_id=AIRFLOW_CONN_ID,
-                profile_args={"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics"},
+                # One build per stage now, so dbt's threads are the parallelism (profiles.yml's 4).
+                profile_args={"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics", "threads": 4},
             ),
         ),
         execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL,
+            execution_mode=ExecutionMode.WATCHER,
             invocation_mode=InvocationMode.DBT_RUNNER,
-            # A model's task runs only the tests of that model alone; a test that also reads
-            # another model (maybe in the other stage) runs in its own task after all of them.
+            # A test runs with the stage when all the models it reads are in it (tests across
+            # stages run in CI's dbt build).
             test_indirect_selection=TestIndirectSelection.CAUTIOUS,
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             select=select,
-            test_behavior=TestBehavior.BUILD,
-            # A test with several parents (e.g. relationships between two models) gets its own
-            # task after all of them, instead of failing inside whichever parent builds first.
-            should_detach_multiple_parents_tests=True,
+            test_behavior=TestBehavior.AFTER_ALL,
             # Asset URIs are built from the connection's host; the embedded warehouse has
             # only a socket directory, which makes no valid URI.
             emit_datasets=False,
@@ -133,8 +145,31 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
         operator_args={
             "vars": {"as_of_date": AS_OF_DATE},
             "full_refresh": "{{ params.full_refresh }}",
+            # The model tasks start once the build finished, so their first look finds the
+            # result: no deferral round trip through the triggerer, no slot held while waiting.
+            "deferrable": False,
+            "poke_interval": 1,
         },
     )
+    _start_model_tasks_after_the_build(stage)
+    return stage
+
+
+def _start_model_tasks_after_the_build(stage: DbtTaskGroup) -> None:
+    """Put the stage's first model tasks after its producer (the build) instead of beside it.
+
+    Cosmos links the producer to the first models only in a DbtDag; in a task group they would
+    start with it and wait. After it, each task reads a finished result, and `dag.test()`, which
+    runs one task at a time, cannot start a waiting model task before the build. `none_failed`:
+    when the producer is retried it skips (it never runs a second build) and the model tasks run
+    their models themselves; when the stage's gate failed they stay `upstream_failed`.
+    """
+    producer = stage.children[f"{stage.group_id}.{PRODUCER_WATCHER_TASK_ID}"]
+    in_stage = set(stage.children)
+    for task in stage.children.values():
+        if isinstance(task, DbtConsumerWatcherSensor) and not task.upstream_task_ids & in_stage:
+            producer >> task
+            task.trigger_rule = TriggerRule.NONE_FAILED
 
 
 @dag(
