@@ -57,6 +57,7 @@ def run(argv: Sequence[str] | None = None, server: WarehouseSettings | None = No
     server = ensure_warehouse(server or WarehouseSettings.from_env())
     bench = Bench(server=server, users=args.users, days=args.days, as_of=args.as_of, out_dir=args.out.resolve())
     settings = bench.database(BENCH_DATABASE)
+    result = _write(args, bench)
     try:
         if "scoring" not in chosen and {"dag", "sync", "memory"} & set(chosen):
             # The later scenarios read the main world's marts: build them even when not timed.
@@ -64,9 +65,16 @@ def run(argv: Sequence[str] | None = None, server: WarehouseSettings | None = No
         for name in [name for name in SCENARIOS if name in chosen]:
             print(f"==> {name}", flush=True)
             bench.figures[name] = SCENARIOS[name](bench, settings)
+            # Written after every scenario, so a long run stopped half-way keeps what it measured.
+            result = _write(args, bench)
     finally:
         if not args.keep:
             bench.drop(settings)
+    print(render_markdown(result))
+    return result
+
+
+def _write(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     result = {
         "users": args.users,
         "days": args.days,
@@ -75,9 +83,7 @@ def run(argv: Sequence[str] | None = None, server: WarehouseSettings | None = No
         "scenarios": bench.figures,
     }
     (args.out / "benchmark.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    markdown = render_markdown(result)
-    (args.out / "benchmark.md").write_text(markdown)
-    print(markdown)
+    (args.out / "benchmark.md").write_text(render_markdown(result))
     return result
 
 

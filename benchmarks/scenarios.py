@@ -308,8 +308,8 @@ def memory(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
 
 SCENARIOS: dict[str, Callable[[Bench, WarehouseSettings], dict[str, Any]]] = {
     "scoring": scoring,
-    "daily": daily,
     "dag": dag,
     "sync": sync,
     "memory": memory,
+    "daily": daily,
 }
