@@ -31,20 +31,29 @@ the same tables.
   (`expectations/`). A blocking expectation that fails fails the gate, and every task after it
   stays `upstream_failed`: nothing is scored on bad raw data and nothing reaches `sync`. The
   gate's log names the failed expectations with counts and samples, and where its HTML report is.
-- `features`, `scores`, `activation`, `metrics`: one task per dbt model (Cosmos, rendered from
+- `features`, `scores`, `activation`, `metrics`: one Cosmos task group per stage (rendered from
   `dbt_project/target/manifest.json`; dbt tags `stage_features` - plus the seeds -,
-  `stage_scores`, `stage_activation`, `stage_metrics`). Each runs `dbt build` for its model, so
-  the model's data tests run in the same task; a test that reads several models runs in a task
-  of its own after them. dbt unit tests run in CI, not here.
+  `stage_scores`, `stage_activation`, `stage_metrics`), in Cosmos' watcher mode: the group's
+  `dbt_producer_watcher` task runs one `dbt build` of the stage's models and seeds (dbt's 4
+  threads, one dbt parse), then one task per model (`<model>_run`, `<seed>_seed`) shows that
+  model's result and dbt log line. `dbt_project_test` then runs the stage's data tests (those
+  whose models are all in the stage); a failing test fails it, and the gate does not run. dbt unit
+  tests and tests across stages run in CI's `dbt build`, not here.
 - `sync`: one task per step and destination - `braze_users` -> `braze_events`,
   `iterable_users` -> `iterable_lists` -> `iterable_events` - each in its API's pool
   (`braze_api`, `iterable_api`) so rate limits hold across runs and backfills. Only changed
   users are sent; every event goes out once (ledger). A rerun sends nothing new.
 
 **Rerun or backfill.**
-- Rerun one model: clear its task (add "Downstream" to refresh what depends on it and the gates).
-- Rerun a date: clear the whole run. Every model rebuilds the run's as-of date;
-  `readiness_history` replaces that date instead of appending, so nothing duplicates.
+- Rerun one model: clear its task (add "Downstream" to refresh what depends on it, the stage's
+  tests and the gates). A cleared (or retried) model task runs `dbt run` for its model alone,
+  with the run's as-of date.
+- Rerun a date: trigger it again (a new run of the same data interval, or the UI's "Trigger"
+  with that logical date): one build per stage again. Clearing the whole run also works, but the
+  watcher's build task does not run twice in one run: it skips, and every model task then runs
+  its own model, one dbt process each - correct, only slower. Either way every model rebuilds
+  the run's as-of date; `readiness_history` replaces that date instead of appending, so nothing
+  duplicates.
 - Backfill: `airflow backfill create --dag-id upgrade_readiness --from-date 2025-06-01
   --to-date 2025-06-30` (or the UI's "Backfill"). Runs go one at a time in date order, because
   time-in-tier reads the history the previous date wrote.
@@ -57,7 +66,9 @@ the same tables.
   few user ids).
 - `full_resync`: send every user's attributes and list memberships again (events never).
 
-**Retries.** Every task, gates included, retries twice with exponential backoff.
+**Retries.** Every task, gates included, retries twice with exponential backoff. A stage's build
+task is the exception Cosmos makes: its retry skips instead of building again, and the model
+tasks whose models failed retry one by one, each running its own model.
 
 If the import fails with "manifest not found", run `python3 run.py demo` or
 `python -m upshift.cli dbt-parse` on the machine that parses DAGs.
