@@ -346,7 +346,7 @@ def wait_until_reconcilable(context: SyncContext) -> float:
     wait = min(after, max(0.0, (ready_at - dt.datetime.now(dt.UTC)).total_seconds()))
     if wait:
         logger.info("braze events: waiting %.1fs for Braze to process the ambiguous batches before checking", wait)
-        time.sleep(wait)
+        time.sleep(wait + 0.01)  # the cutoff is recomputed after waking: land just past it
     return wait
 
 
