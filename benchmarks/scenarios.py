@@ -288,6 +288,7 @@ def sync(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
             }
         )
     figures["unchanged_rerun_requests_all_steps"] = sum(step["requests"] for step in second.result.values())
+    figures["unchanged_rerun_requests_by_step"] = {name: step["requests"] for name, step in second.result.items()}
     figures["goal_unchanged_rerun_requests_all_steps_max"] = 0
     return figures
 
