@@ -279,6 +279,8 @@ def sync(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
                 f"{destination}_ceiling_users_per_s": ceilings[destination],
                 f"{destination}_share_of_ceiling": throughput / ceilings[destination],
                 f"{destination}_requests": step["requests"],
+                f"{destination}_seconds_in_emulator": step.get("emulator_seconds", math.nan),
+                f"{destination}_seconds_in_sync": step["seconds"],
                 f"{destination}_requests_vs_minimum": step["requests"] / expected_requests if expected_requests else 0,
                 f"{destination}_unchanged_rerun_requests": second.result[f"{destination}_users"]["requests"],
                 f"goal_{destination}_share_of_ceiling_min": 0.9,
@@ -286,6 +288,7 @@ def sync(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
             }
         )
     figures["unchanged_rerun_requests_all_steps"] = sum(step["requests"] for step in second.result.values())
+    figures["unchanged_rerun_requests_by_step"] = {name: step["requests"] for name, step in second.result.items()}
     figures["goal_unchanged_rerun_requests_all_steps_max"] = 0
     return figures
 

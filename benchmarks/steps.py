@@ -35,12 +35,22 @@ def gates(as_of: dt.date) -> dict[str, Any]:
     return result
 
 
-def _requests_seen(emulator_url: str) -> int:
-    """How many API calls the emulator has answered so far (its request log's sequence number)."""
+def _request_log(emulator_url: str) -> list[dict[str, Any]]:
+    """The emulator's log of API calls (the latest ones; each has a sequence number and its duration)."""
     import requests
 
-    entries = requests.get(f"{emulator_url}/_emulator/requests", timeout=30).json()["requests"]
+    return requests.get(f"{emulator_url}/_emulator/requests", timeout=30).json()["requests"]
+
+
+def _requests_seen(emulator_url: str) -> int:
+    """How many API calls the emulator has answered so far (its request log's sequence number)."""
+    entries = _request_log(emulator_url)
     return entries[-1]["seq"] if entries else 0
+
+
+def _emulator_seconds_since(emulator_url: str, seq: int) -> float:
+    """Time the emulator spent answering the calls after `seq` (of those its log still holds)."""
+    return sum(entry["duration_ms"] for entry in _request_log(emulator_url) if entry["seq"] > seq) / 1000
 
 
 def sync(as_of: dt.date, emulator_url: str, run_id: str) -> dict[str, Any]:
@@ -80,6 +90,7 @@ def sync(as_of: dt.date, emulator_url: str, run_id: str) -> dict[str, Any]:
             result[name] = {
                 "seconds": round(timer.seconds, 3),
                 "requests": _requests_seen(emulator_url) - before,
+                "emulator_seconds": round(_emulator_seconds_since(emulator_url, before), 3),
                 **{key: value for key, value in summary.items() if isinstance(value, int | float | bool)},
             }
     return result

@@ -183,6 +183,16 @@ def test_rerunning_a_backfilled_day_changes_nothing(api: AirflowApi, rerun: dict
     assert sent == dict.fromkeys(sync_steps, 0)
 
 
+def test_readiness_history_keeps_one_row_per_user_and_date(rerun: dict, pg_conn: psycopg.Connection, loaded) -> None:
+    duplicates = pg_conn.execute(
+        sql.SQL("select user_id, as_of_date, count(*) from {} group by 1, 2 having count(*) > 1 limit 5").format(
+            sql.Identifier(f"{loaded.schema}_marts", "readiness_history")
+        )
+    ).fetchall()
+
+    assert duplicates == []
+
+
 def test_clearing_one_model_task_rebuilds_that_model_alone(
     api: AirflowApi, rerun: dict, stack: LocalAirflow, pg_conn: psycopg.Connection
 ) -> None:
