@@ -93,6 +93,7 @@ def test_dbt_unit_tests_pass(built: WarehouseSettings) -> None:
         "lift_counts_a_user_reached_on_two_channels_once",
         "addressable_gap_leaves_out_clients_with_nothing_at_stake",
         "headlines_report_the_latest_complete_retention_cohort",
+        "headline_flags_and_target_columns_follow_the_vars",
     } <= names
     assert {str(result.status) for result in results} == {"pass"}
 
@@ -357,6 +358,14 @@ def test_weights_that_could_exceed_100_are_refused(
             "var('worker_bid_to_win_max_win_rate') must be a number in [0, 1], got \"a quarter\"",
         ),
         ({"as_of_date": "2026-02-30"}, "var('as_of_date') must be a date as YYYY-MM-DD, got '2026-02-30'"),
+        (
+            {"metrics_time_to_upgrade_amber_max_days": 7},
+            "var('metrics_time_to_upgrade_target_days') must not exceed var('metrics_time_to_upgrade_amber_max_days')",
+        ),
+        (
+            {"metrics_conversion_triggered_target_pct": 120},
+            "var('metrics_conversion_triggered_target_pct') must be a number in [0, 100], got 120",
+        ),
     ],
 )
 def test_invalid_vars_fail_the_run_naming_the_var_before_anything_is_built(
