@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from upshift.generator import generate_marketplace
 from upshift.generator.generate import CHUNK_USERS
+from upshift.warehouse import pin_time_zone
 
 CLIENT_SHARE = 0.7
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     clients = round(args.users * CLIENT_SHARE)
-    with psycopg.connect(args.dsn) as conn:
+    with pin_time_zone(psycopg.connect(args.dsn)) as conn:
         report = generate_marketplace(
             conn,
             schema=args.schema,

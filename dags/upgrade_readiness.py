@@ -31,20 +31,29 @@ the same tables.
   (`expectations/`). A blocking expectation that fails fails the gate, and every task after it
   stays `upstream_failed`: nothing is scored on bad raw data and nothing reaches `sync`. The
   gate's log names the failed expectations with counts and samples, and where its HTML report is.
-- `features`, `scores`, `activation`, `metrics`: one task per dbt model (Cosmos, rendered from
+- `features`, `scores`, `activation`, `metrics`: one Cosmos task group per stage (rendered from
   `dbt_project/target/manifest.json`; dbt tags `stage_features` - plus the seeds -,
-  `stage_scores`, `stage_activation`, `stage_metrics`). Each runs `dbt build` for its model, so
-  the model's data tests run in the same task; a test that reads several models runs in a task
-  of its own after them. dbt unit tests run in CI, not here.
+  `stage_scores`, `stage_activation`, `stage_metrics`), in Cosmos' watcher mode: the group's
+  `dbt_producer_watcher` task runs one `dbt build` of the stage's models and seeds (dbt's 4
+  threads, one dbt parse), then one task per model (`<model>_run`, `<seed>_seed`) shows that
+  model's result and dbt log line. `dbt_project_test` then runs the stage's data tests (those
+  whose models are all in the stage); a failing test fails it, and the gate does not run. dbt unit
+  tests and tests across stages run in CI's `dbt build`, not here.
 - `sync`: one task per step and destination - `braze_users` -> `braze_events`,
   `iterable_users` -> `iterable_lists` -> `iterable_events` - each in its API's pool
   (`braze_api`, `iterable_api`) so rate limits hold across runs and backfills. Only changed
   users are sent; every event goes out once (ledger). A rerun sends nothing new.
 
 **Rerun or backfill.**
-- Rerun one model: clear its task (add "Downstream" to refresh what depends on it and the gates).
-- Rerun a date: clear the whole run. Every model rebuilds the run's as-of date;
-  `readiness_history` replaces that date instead of appending, so nothing duplicates.
+- Rerun one model: clear its task (add "Downstream" to refresh what depends on it, the stage's
+  tests and the gates). A cleared (or retried) model task runs `dbt run` for its model alone,
+  with the run's as-of date.
+- Rerun a date: trigger it again (a new run of the same data interval, or the UI's "Trigger"
+  with that logical date): one build per stage again. Clearing the whole run also works, but the
+  watcher's build task does not run twice in one run: it skips, and every model task then runs
+  its own model, one dbt process each - correct, only slower. Either way every model rebuilds
+  the run's as-of date; `readiness_history` replaces that date instead of appending, so nothing
+  duplicates.
 - Backfill: `airflow backfill create --dag-id upgrade_readiness --from-date 2025-06-01
   --to-date 2025-06-30` (or the UI's "Backfill"). Runs go one at a time in date order, because
   time-in-tier reads the history the previous date wrote.
@@ -57,7 +66,9 @@ the same tables.
   few user ids).
 - `full_resync`: send every user's attributes and list memberships again (events never).
 
-**Retries.** Every task, gates included, retries twice with exponential backoff.
+**Retries.** Every task, gates included, retries twice with exponential backoff. A stage's build
+task is the exception Cosmos makes: its retry skips instead of building again, and the model
+tasks whose models failed retry one by one, each running its own model.
 
 If the import fails with "manifest not found", run `python3 run.py demo` or
 `python -m upshift.cli dbt-parse` on the machine that parses DAGs.
@@ -69,15 +80,23 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, dag
+from airflow.sdk import CronDataIntervalTimetable, Param, TaskGroup, TriggerRule, dag
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
+from cosmos.constants import (
+    PRODUCER_WATCHER_TASK_ID,
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    TestBehavior,
+    TestIndirectSelection,
+)
+from cosmos.operators.watcher import DbtConsumerWatcherSensor
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 from upshift_gates import ReadinessGateOperator
 from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
 
 from upshift.dbt import DBT_PROJECT_DIR, MANIFEST_PATH
-from upshift.warehouse import AIRFLOW_CONN_ID
+from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV
 
 if not MANIFEST_PATH.is_file():
     raise FileNotFoundError(
@@ -92,40 +111,47 @@ SYNC_ARGS = {
     "as_of_date": AS_OF_DATE,
     "dry_run": "{{ params.dry_run }}",
     "full_resync": "{{ params.full_resync }}",
+    "force_backfill": "{{ params.force_backfill_sync }}",
 }
 
 
 def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
-    """One Cosmos task group per stage: one task per selected dbt model or seed."""
-    return DbtTaskGroup(
+    """One Cosmos task group per stage: one `dbt build` of the stage, one task per model or seed.
+
+    Cosmos' watcher mode: the group's producer task runs a single `dbt build` of the stage's
+    models and seeds (dbt's threads, one dbt parse), and each model's task reports its model's
+    result and log from that build. Cleared or retried on its own, a model's task runs `dbt run`
+    for its model alone. The stage's data tests run in one task after all its models.
+    """
+    stage = DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT_DIR,
             manifest_path=MANIFEST_PATH,
-            env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test"},
+            # SESSION_ENV (PGTZ=UTC) pins dbt's sessions to UTC: dbt-postgres has no profile
+            # field for session options, so the profile mapping cannot carry it.
+            env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test", **SESSION_ENV},
         ),
         profile_config=ProfileConfig(
             profile_name="upshift",
             target_name="dev",
             profile_mapping=PostgresUserPasswordProfileMapping(
                 conn_id=AIRFLOW_CONN_ID,
-                profile_args={"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics"},
+                # One build per stage now, so dbt's threads are the parallelism (profiles.yml's 4).
+                profile_args={"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics", "threads": 4},
             ),
         ),
         execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL,
+            execution_mode=ExecutionMode.WATCHER,
             invocation_mode=InvocationMode.DBT_RUNNER,
-            # A model's task runs only the tests of that model alone; a test that also reads
-            # another model (maybe in the other stage) runs in its own task after all of them.
+            # A test runs with the stage when all the models it reads are in it (tests across
+            # stages run in CI's dbt build).
             test_indirect_selection=TestIndirectSelection.CAUTIOUS,
         ),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             select=select,
-            test_behavior=TestBehavior.BUILD,
-            # A test with several parents (e.g. relationships between two models) gets its own
-            # task after all of them, instead of failing inside whichever parent builds first.
-            should_detach_multiple_parents_tests=True,
+            test_behavior=TestBehavior.AFTER_ALL,
             # Asset URIs are built from the connection's host; the embedded warehouse has
             # only a socket directory, which makes no valid URI.
             emit_datasets=False,
@@ -133,8 +159,31 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
         operator_args={
             "vars": {"as_of_date": AS_OF_DATE},
             "full_refresh": "{{ params.full_refresh }}",
+            # The model tasks start once the build finished, so their first look finds the
+            # result: no deferral round trip through the triggerer, no slot held while waiting.
+            "deferrable": False,
+            "poke_interval": 1,
         },
     )
+    _start_model_tasks_after_the_build(stage)
+    return stage
+
+
+def _start_model_tasks_after_the_build(stage: DbtTaskGroup) -> None:
+    """Put the stage's first model tasks after its producer (the build) instead of beside it.
+
+    Cosmos links the producer to the first models only in a DbtDag; in a task group they would
+    start with it and wait. After it, each task reads a finished result, and `dag.test()`, which
+    runs one task at a time, cannot start a waiting model task before the build. `none_failed`:
+    when the producer is retried it skips (it never runs a second build) and the model tasks run
+    their models themselves; when the stage's gate failed they stay `upstream_failed`.
+    """
+    producer = stage.children[f"{stage.group_id}.{PRODUCER_WATCHER_TASK_ID}"]
+    in_stage = set(stage.children)
+    for task in stage.children.values():
+        if isinstance(task, DbtConsumerWatcherSensor) and not task.upstream_task_ids & in_stage:
+            producer >> task
+            task.trigger_rule = TriggerRule.NONE_FAILED
 
 
 @dag(
@@ -180,6 +229,15 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
             type="boolean",
             title="Full resync",
             description="Send every user's attributes and list memberships again, changed or not (events never).",
+        ),
+        "force_backfill_sync": Param(
+            False,
+            type="boolean",
+            title="Force backfill sync",
+            description=(
+                "Send this as-of date even though a newer one was already synced (normally an older date "
+                "scores and writes history but the sync sends nothing)."
+            ),
         ),
     },
 )

@@ -33,9 +33,11 @@ def _flag(value: object) -> bool:
 
 
 class _SyncStepOperator(BaseOperator):
-    """Shared knobs: as_of_date (YYYY-MM-DD), dry_run, full_resync - all templated."""
+    """Shared knobs, all templated: as_of_date (YYYY-MM-DD), dry_run, full_resync, and
+    force_backfill (send an as-of date older than the newest already synced to the destination;
+    without it such a step sends nothing and returns a summary saying it skipped)."""
 
-    template_fields = ("as_of_date", "dry_run", "full_resync")
+    template_fields = ("as_of_date", "dry_run", "full_resync", "force_backfill")
     ui_color = "#fdf1e3"
     step = ""
 
@@ -46,6 +48,7 @@ class _SyncStepOperator(BaseOperator):
         as_of_date: str | None = None,
         dry_run: bool | str = False,
         full_resync: bool | str = False,
+        force_backfill: bool | str = False,
         conn_id: str | None = None,
         warehouse_conn_id: str = AIRFLOW_CONN_ID,
         **kwargs: Any,
@@ -55,6 +58,7 @@ class _SyncStepOperator(BaseOperator):
         self.as_of_date = as_of_date
         self.dry_run = dry_run
         self.full_resync = full_resync
+        self.force_backfill = force_backfill
         self.conn_id = conn_id
         self.warehouse_conn_id = warehouse_conn_id
 
@@ -84,6 +88,7 @@ class _SyncStepOperator(BaseOperator):
             as_of_date=dt.date.fromisoformat(as_of) if as_of else None,
             dry_run=_flag(self.dry_run),
             full_resync=_flag(self.full_resync),
+            force_backfill=_flag(self.force_backfill),
         )
 
     def client(self, settings: Any) -> ApiClient:

@@ -289,46 +289,82 @@ def _manifest_nodes(manifest: dict) -> list[dict]:
     return [node for node in manifest["nodes"].values() if node["package_name"] == "upshift"]
 
 
-@pytest.mark.parametrize(
-    ("group", "tag"),
-    [
-        ("features", "stage_features"),
-        ("scores", "stage_scores"),
-        ("activation", "stage_activation"),
-        ("metrics", "stage_metrics"),
-    ],
-)
-def test_one_task_per_dbt_model_of_the_stage(dag, manifest: dict, group: str, tag: str) -> None:
-    expected = {
-        f"{group}.{node['name']}_{node['resource_type']}_build"
+STAGES = {
+    "features": "stage_features",
+    "scores": "stage_scores",
+    "activation": "stage_activation",
+    "metrics": "stage_metrics",
+}
+
+
+def _model_task_ids(manifest: dict, group: str) -> set[str]:
+    """The task each model (and, in features, each seed) of a stage gets: `<name>_run` / `<name>_seed`."""
+    suffix = {"model": "run", "seed": "seed"}
+    return {
+        f"{group}.{node['name']}_{suffix[node['resource_type']]}"
         for node in _manifest_nodes(manifest)
-        if (node["resource_type"] == "model" and tag in node["tags"])
+        if (node["resource_type"] == "model" and STAGES[group] in node["tags"])
         or (node["resource_type"] == "seed" and group == "features")
     }
 
-    build_tasks = {task_id for task_id in _group(dag, f"{group}.") if task_id.endswith("_build")}
 
-    assert build_tasks == expected
+@pytest.mark.parametrize("group", list(STAGES))
+def test_one_task_per_dbt_model_of_the_stage(dag, manifest: dict, group: str) -> None:
+    expected = _model_task_ids(manifest, group)
+
+    model_tasks = {task_id for task_id in _group(dag, f"{group}.") if task_id.endswith(("_run", "_seed"))}
+
+    assert model_tasks == expected
 
 
-def test_tests_spanning_several_models_run_after_all_of_them(dag, manifest: dict) -> None:
+@pytest.mark.parametrize("group", list(STAGES))
+def test_each_stage_runs_one_dbt_build_before_its_model_tasks(dag, manifest: dict, group: str) -> None:
+    from cosmos.operators.watcher import DbtProducerWatcherOperator
+
+    builds = [
+        task
+        for task in dag.tasks
+        if task.task_id.startswith(f"{group}.") and isinstance(task, DbtProducerWatcherOperator)
+    ]
+
+    assert [task.task_id for task in builds] == [f"{group}.dbt_producer_watcher"]
+    for task_id in _model_task_ids(manifest, group):
+        assert builds[0].task_id in _upstream_closure(dag, task_id), task_id
+
+
+@pytest.mark.parametrize(
+    ("group", "gate"), [("features", "features_gate"), ("scores", "scores_gate"), ("activation", "sync_payload_gate")]
+)
+def test_the_stage_data_tests_run_after_all_its_models_and_before_its_gate(
+    dag, manifest: dict, group: str, gate: str
+) -> None:
+    tests_task = f"{group}.dbt_project_test"
+
+    assert _model_task_ids(manifest, group) <= _upstream_closure(dag, tests_task)
+    assert tests_task in _upstream_closure(dag, gate)
+
+
+def test_tests_spanning_several_models_of_a_stage_run_after_all_of_them(dag, manifest: dict) -> None:
     nodes = {node["unique_id"]: node for node in _manifest_nodes(manifest)}
-    build_task_of = {
-        unique_id: task_id
+    stage_of = {
+        unique_id: group
         for unique_id, node in nodes.items()
-        for task_id in (f"{group}.{node['name']}_{node['resource_type']}_build" for group in ("features", "scores"))
-        if task_id in dag.task_ids
+        for group, tag in STAGES.items()
+        if tag in node["tags"] or (node["resource_type"] == "seed" and group == "features")
     }
     multi_parent_tests = [
         node for node in nodes.values() if node["resource_type"] == "test" and len(set(node["depends_on"]["nodes"])) > 1
     ]
 
+    checked = 0
     for test in multi_parent_tests:
-        parents = {build_task_of[parent] for parent in test["depends_on"]["nodes"] if parent in build_task_of}
-        if not parents:
-            continue  # tests of models outside these stages (e.g. activation) run with that stage
-        (test_task,) = [task_id for task_id in dag.task_ids if task_id.endswith(f".{test['name']}_test")]
-        assert parents <= _upstream_closure(dag, test_task), test["name"]
+        stages = {stage_of.get(parent) for parent in test["depends_on"]["nodes"]}
+        if len(stages) != 1 or None in stages:
+            continue  # a test across stages runs in CI's dbt build
+        (group,) = stages
+        checked += 1
+        assert _model_task_ids(manifest, group) <= _upstream_closure(dag, f"{group}.dbt_project_test"), test["name"]
+    assert checked > 0
 
 
 def test_unit_tests_are_left_to_ci(dag) -> None:
@@ -337,11 +373,19 @@ def test_unit_tests_are_left_to_ci(dag) -> None:
             assert task.env.get("DBT_EXCLUDE_RESOURCE_TYPES") == "unit_test", task.task_id
 
 
+def test_every_dbt_task_pins_its_sessions_to_utc(dag) -> None:
+    dbt_tasks = [task for task in dag.tasks if hasattr(task, "env")]
+
+    assert dbt_tasks
+    for task in dbt_tasks:
+        assert task.env.get("PGTZ") == "UTC", task.task_id
+
+
 def test_readiness_is_published_only_after_the_scores_gate(dag) -> None:
     published = ("client_readiness", "worker_readiness", "readiness_history", "readiness_triggers")
-    publish_tasks = {name: f"activation.{name}_model_build" for name in published}
+    publish_tasks = {name: f"activation.{name}_run" for name in published}
 
-    assert "scores.int_users_readiness_scored_model_build" in _upstream_closure(dag, "scores_gate")
+    assert "scores.int_users_readiness_scored_run" in _upstream_closure(dag, "scores_gate")
     for name, task_id in publish_tasks.items():
         assert task_id in dag.task_ids, name
         assert "scores_gate" in _upstream_closure(dag, task_id), name

@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -15,9 +17,30 @@ from psycopg import sql
 
 from tests.planted import PLANTED_DIR, actual_quarantine, actual_readiness, expected_quarantine, expected_readiness
 from upshift.dbt import DBT_PROJECT_DIR, DbtCommandFailed, run_dbt
-from upshift.warehouse import WarehouseSettings
+from upshift.warehouse import WarehouseSettings, connect
 
 AS_OF = dt.date(2026, 3, 1)
+NEW_YORK = "America/New_York"
+MARTS = [
+    "client_readiness",
+    "worker_readiness",
+    "readiness_history",
+    "readiness_triggers",
+    "raw_quarantine",
+    "touchpoint_plan",
+    "platform_benchmarks",
+    "sync_braze__users",
+    "sync_iterable__users",
+    "sync_braze__events",
+    "sync_iterable__events",
+    "mrr_movements",
+    "upsell_conversion",
+    "upsell_lift",
+    "time_to_upgrade",
+    "upgrade_retention",
+    "addressable_gap",
+    "growth_headlines",
+]
 
 
 def _vars(as_of: dt.date, **extra: object) -> list[str]:
@@ -65,6 +88,12 @@ def test_dbt_unit_tests_pass(built: WarehouseSettings) -> None:
         "retention_counts_upgrades_exactly_90_days_old",
         "time_to_upgrade_starts_at_the_episode_trigger",
         "lift_needs_a_holdout",
+        "mrr_counts_a_period_in_the_month_it_paid_for",
+        "retention_reads_a_plan_change_on_day_90_at_that_moment",
+        "lift_counts_a_user_reached_on_two_channels_once",
+        "addressable_gap_leaves_out_clients_with_nothing_at_stake",
+        "headlines_report_the_latest_complete_retention_cohort",
+        "headline_flags_and_target_columns_follow_the_vars",
     } <= names
     assert {str(result.status) for result in results} == {"pass"}
 
@@ -191,31 +220,62 @@ def test_a_ready_user_gets_the_in_app_touch_now_and_email_later(pg_conn: psycopg
 def test_rerunning_the_same_date_leaves_every_mart_identical(
     built: WarehouseSettings, pg_conn: psycopg.Connection, marts_schema: str
 ) -> None:
-    marts = [
-        "client_readiness",
-        "worker_readiness",
-        "readiness_history",
-        "readiness_triggers",
-        "raw_quarantine",
-        "touchpoint_plan",
-        "platform_benchmarks",
-        "sync_braze__users",
-        "sync_iterable__users",
-        "sync_braze__events",
-        "sync_iterable__events",
-        "mrr_movements",
-        "upsell_conversion",
-        "upsell_lift",
-        "time_to_upgrade",
-        "upgrade_retention",
-        "addressable_gap",
-        "growth_headlines",
-    ]
-    before = {table: _checksum(pg_conn, marts_schema, table) for table in marts}
+    before = {table: _checksum(pg_conn, marts_schema, table) for table in MARTS}
 
     _build(built, AS_OF)
 
-    assert {table: _checksum(pg_conn, marts_schema, table) for table in marts} == before
+    assert {table: _checksum(pg_conn, marts_schema, table) for table in MARTS} == before
+
+
+@pytest.fixture(scope="module")
+def new_york_built(warehouse_server: WarehouseSettings) -> Iterator[WarehouseSettings]:
+    """The planted data built as of AS_OF in a database whose default time zone is New York,
+    by a process whose PGTZ says New York too: every time zone a session could inherit is
+    non-UTC (5 hours behind on the month boundaries of the planted subscriptions)."""
+    from upshift.generator import load_planted
+
+    settings = warehouse_server.with_database(f"upshift_new_york_{uuid.uuid4().hex[:8]}")
+    database = sql.Identifier(settings.database)
+    with psycopg.connect(**warehouse_server.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("create database {}").format(database))
+        admin.execute(sql.SQL("alter database {} set timezone = {}").format(database, sql.Literal(NEW_YORK)))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PGTZ", NEW_YORK)
+        with connect(settings) as conn:
+            load_planted(conn, PLANTED_DIR, as_of=AS_OF, schema=settings.raw_schema)
+        _build(settings, AS_OF)
+    yield settings
+    with psycopg.connect(**warehouse_server.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("drop database if exists {} with (force)").format(database))
+
+
+def test_a_new_york_server_and_client_give_the_same_months_cohorts_and_marts_as_utc(
+    built: WarehouseSettings, new_york_built: WarehouseSettings, pg_conn: psycopg.Connection, marts_schema: str
+) -> None:
+    """Runs before the backfill below, while `built` holds AS_OF's marts."""
+    utc = {table: _checksum(pg_conn, marts_schema, table) for table in MARTS}
+
+    with connect(new_york_built, autocommit=True) as conn:
+        new_york = {table: _checksum(conn, marts_schema, table) for table in MARTS}
+        months = conn.execute(
+            sql.SQL("select count(*) from {}").format(sql.Identifier(marts_schema, "mrr_movements"))
+        ).fetchone()[0]
+
+    assert months > 0
+    assert new_york == utc
+
+
+def test_dbt_unit_tests_pass_under_a_new_york_session(
+    new_york_built: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The edges at midnight UTC (the 1st of a month, day 90, the as-of date) hold whatever
+    time zone the server, the database and the caller's PGTZ name."""
+    monkeypatch.setenv("PGTZ", NEW_YORK)
+
+    results = run_dbt(["test", "--select", "test_type:unit", *_vars(AS_OF)], new_york_built)
+
+    assert results
+    assert {str(result.status) for result in results} == {"pass"}
 
 
 def test_a_backfill_writes_one_history_partition_per_date_and_reruns_change_nothing(
@@ -298,6 +358,14 @@ def test_weights_that_could_exceed_100_are_refused(
             "var('worker_bid_to_win_max_win_rate') must be a number in [0, 1], got \"a quarter\"",
         ),
         ({"as_of_date": "2026-02-30"}, "var('as_of_date') must be a date as YYYY-MM-DD, got '2026-02-30'"),
+        (
+            {"metrics_time_to_upgrade_amber_max_days": 7},
+            "var('metrics_time_to_upgrade_target_days') must not exceed var('metrics_time_to_upgrade_amber_max_days')",
+        ),
+        (
+            {"metrics_conversion_triggered_target_pct": 120},
+            "var('metrics_conversion_triggered_target_pct') must be a number in [0, 100], got 120",
+        ),
     ],
 )
 def test_invalid_vars_fail_the_run_naming_the_var_before_anything_is_built(

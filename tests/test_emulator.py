@@ -311,6 +311,73 @@ def test_iterable_rejects_a_field_whose_type_changed(emulator):
     assert response.json()["code"] == "RequestFieldsTypesMismatched"
 
 
+def test_iterable_types_a_field_by_its_first_value_so_a_decimal_after_an_integer_is_refused(emulator):
+    first = iterable(emulator, "/api/users/bulkUpdate", {"users": [{"userId": "u1", "dataFields": {"earnings": 0}}]})
+
+    later = iterable(emulator, "/api/users/bulkUpdate", {"users": [{"userId": "u2", "dataFields": {"earnings": 12.5}}]})
+
+    assert first.status_code == 200
+    assert later.status_code == 400
+    assert later.json()["code"] == "RequestFieldsTypesMismatched"
+    assert later.json()["params"] == {"field": "earnings", "expected": "long", "actual": "double"}
+    assert iterable(emulator, "/api/users/getFields").json() == {"fields": {"earnings": "long"}}
+    assert "u2" not in {user.get("userId") for user in state(emulator)["iterable"]["users"]}
+
+
+def test_iterable_update_email_moves_the_profile_and_its_events_to_the_new_email(emulator):
+    iterable(emulator, "/api/users/bulkUpdate", {"users": [{"userId": "u1", "email": "old@example.com"}]})
+    iterable(emulator, "/api/events/trackBulk", {"events": [{"userId": "u1", "eventName": "e", "id": "e1"}]})
+
+    response = iterable(emulator, "/api/users/updateEmail", {"currentUserId": "u1", "newEmail": "new@example.com"})
+
+    assert response.status_code == 200
+    assert response.json()["code"] == "Success"
+    assert iterable(emulator, "/api/users/new@example.com").json()["user"]["userId"] == "u1"
+    assert iterable(emulator, "/api/users/old@example.com").json() == {}
+    assert [event["email"] for event in state(emulator)["iterable"]["events"]] == ["new@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("request_body", "code"),
+    [
+        ({"currentUserId": "u1", "newEmail": "taken@example.com"}, "EmailAlreadyExists"),
+        ({"currentUserId": "ghost", "newEmail": "free@example.com"}, "UnknownUserIdError"),
+        ({"currentEmail": "ghost@example.com", "newEmail": "free@example.com"}, "UnknownEmailError"),
+        ({"currentUserId": "u1", "newEmail": "not-an-email"}, "InvalidEmailAddressError"),
+    ],
+)
+def test_iterable_update_email_refuses_a_taken_email_or_an_unknown_user(emulator, request_body, code):
+    users = [{"userId": "u1", "email": "old@example.com"}, {"userId": "u2", "email": "taken@example.com"}]
+    iterable(emulator, "/api/users/bulkUpdate", {"users": users})
+
+    response = iterable(emulator, "/api/users/updateEmail", request_body)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    assert iterable(emulator, "/api/users/byUserId/u1").json()["user"]["email"] == "old@example.com"
+
+
+def test_an_email_based_project_makes_a_second_profile_when_a_bulk_update_carries_a_new_email():
+    settings = SETTINGS.with_overrides(iterable_project_type="email")
+    with serve_in_thread(settings) as running:
+        user = {"userId": "u1", "email": "old@example.com", "dataFields": {"tier": "Ready"}}
+        iterable(running, "/api/users/bulkUpdate", {"users": [user]})
+
+        iterable(running, "/api/users/bulkUpdate", {"users": [{**user, "email": "new@example.com"}]})
+
+        emails = sorted(profile["email"] for profile in state(running)["iterable"]["users"])
+        assert emails == ["new@example.com", "old@example.com"]
+
+
+def test_a_hybrid_project_refuses_a_bulk_update_that_would_give_a_user_anothers_email(emulator):
+    users = [{"userId": "u1", "email": "one@example.com"}, {"userId": "u2", "email": "two@example.com"}]
+    iterable(emulator, "/api/users/bulkUpdate", {"users": users})
+
+    response = iterable(emulator, "/api/users/bulkUpdate", {"users": [{"userId": "u1", "email": "two@example.com"}]})
+
+    assert response.json()["failedUpdates"]["conflictEmails"] == ["two@example.com"]
+
+
 def test_iterable_events_with_a_seen_id_are_updated_not_duplicated(emulator):
     with_id = {"userId": "u1", "eventName": "upgrade_ready", "id": "u1:trigger:2024-05-01", "dataFields": {"v": 1}}
     without_id = {"userId": "u1", "eventName": "upgrade_ready"}

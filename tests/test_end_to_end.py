@@ -1,5 +1,6 @@
-"""A small marketplace through the whole DAG: marts are complete, planted users score as
-expected, and a rerun of the same as-of date changes nothing."""
+"""A small marketplace through the whole DAG in one process (dag.test): marts are complete and
+planted users score as expected. That a rerun of a date changes nothing and sends nothing is
+checked under the real scheduler (tests/test_airflow_scheduler.py), which reruns a date anyway."""
 
 from __future__ import annotations
 
@@ -94,12 +95,6 @@ def first_run(airflow_for: WarehouseSettings, pg_conn: psycopg.Connection) -> di
     return mart_checksums(pg_conn)
 
 
-@pytest.fixture(scope="module")
-def second_run(first_run: dict[str, str], pg_conn: psycopg.Connection) -> dict[str, str]:
-    local_airflow.run_dag_once(AS_OF)
-    return mart_checksums(pg_conn)
-
-
 def _mart(marts: list[tuple[str, str]], name: str) -> sql.Identifier:
     (schema,) = [schema for schema, table in marts if table == name]
     return sql.Identifier(schema, name)
@@ -180,19 +175,3 @@ def test_every_planted_dirty_row_is_quarantined_with_its_reason(first_run, pg_co
     (marts_schema,) = {schema for schema, table in marts if table == "raw_quarantine"}
 
     assert actual_quarantine(pg_conn, marts_schema) == expected_quarantine()
-
-
-def test_rerunning_the_same_as_of_date_leaves_every_mart_identical(
-    first_run: dict[str, str], second_run: dict[str, str]
-) -> None:
-    assert second_run == first_run
-
-
-def test_readiness_history_keeps_one_row_per_user_and_date(second_run, pg_conn: psycopg.Connection, marts) -> None:
-    duplicates = pg_conn.execute(
-        sql.SQL("select user_id, as_of_date, count(*) from {} group by 1, 2 having count(*) > 1 limit 5").format(
-            _mart(marts, "readiness_history")
-        )
-    ).fetchall()
-
-    assert duplicates == []

@@ -145,8 +145,8 @@ def _copy_of_marts(conn: psycopg.Connection, built: WarehouseSettings, schema: s
     return replace(built, schema=schema)
 
 
-def _load_fixture_marts(conn: psycopg.Connection, settings: WarehouseSettings) -> None:
-    for path in sorted(FIXTURES.glob("*.csv")):
+def _load_fixture_marts(conn: psycopg.Connection, settings: WarehouseSettings, directory: Path = FIXTURES) -> None:
+    for path in sorted(directory.glob("*.csv")):
         if path.stem not in MARTS:
             continue
         with path.open(encoding="utf-8") as handle:
@@ -313,6 +313,67 @@ def test_hand_made_marts_show_the_expected_numbers_changes_and_lists(
         "no review for 15 Feb 2026"
     }
     assert "measured as of 1 Mar 2026, not 22 Feb 2026" in first_week.html_path.read_text(encoding="utf-8")
+
+
+def test_hand_made_marts_with_moved_targets_state_and_draw_the_rows_targets(
+    built: WarehouseSettings, pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    fixture = _copy_of_marts(pg_conn, built, "moved_targets")
+    _load_fixture_marts(pg_conn, fixture, FIXTURES / "moved_targets")
+
+    result = build_growth_review(fixture, AS_OF, tmp_path)
+
+    headlines = {headline.key: headline for headline in result.headlines}
+    page = ReviewPage(result.html_path.read_text(encoding="utf-8"))
+    assert {key: headline.flag for key, headline in headlines.items()} == {
+        "expansion_share": "amber",
+        "time_to_upgrade": "amber",
+        "ready_without_conversion": "amber",
+        "retention": "green",
+        "conversion": "amber",
+        "lift": "amber",
+        "addressable_gap": None,
+    }, "the cards carry the mart's flags, computed against the moved targets (64% retention over a 60% floor)"
+    assert "Healthy 30-40%; below 20% the upsell motion is underdeveloped." in headlines["expansion_share"].detail
+    assert "Target: within 10 days; amber within 12." in headlines["time_to_upgrade"].detail
+    assert "Green under 20% of Ready and Overdue users, amber under 40%." in (
+        headlines["ready_without_conversion"].detail
+    )
+    assert "Below 60% the offer oversold what the tier delivers." in headlines["retention"].detail
+    assert "Green from 15% (signal-triggered offers), amber above 8%" in headlines["conversion"].detail
+    assert "above +5.0 pts, amber when the lift is above +3.0 pts" in headlines["lift"].detail
+    expansion = page.sections["expansion-mrr"]
+    for text in ("healthy at 30-40% and underdeveloped below 20%", "30% or more", "20-30%", "Below 20%"):
+        assert text in expansion, text
+    for band in ("Healthy, 30-40%", "Underdeveloped, below 20%"):
+        assert band in expansion, f"the chart's band {band!r}"
+    for text in ("within 10 days (target: most)", "Within 10 days", "After 10 days"):
+        assert text in page.sections["time-to-upgrade"], text
+    for text in ("60% floor", "60% or more", "Below 60%"):
+        assert text in page.sections["retention"], text
+    for text in ("15%: guide's floor for triggered", "8%: broadcast ceiling"):
+        assert text in page.sections["conversion"], text
+    everything = "".join(page.sections.values())
+    for default in ("25-35%", "below 15%", "70%", "14 days", "12%:", "4%:"):
+        assert default not in everything, f"the default target {default!r} leaked into a review with moved targets"
+
+
+def test_a_headline_row_without_target_columns_says_so_and_draws_no_threshold(
+    built: WarehouseSettings, pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    fixture = _copy_of_marts(pg_conn, built, "unrecorded_targets")
+    _load_fixture_marts(pg_conn, fixture, FIXTURES / "unrecorded_targets")
+
+    result = build_growth_review(fixture, AS_OF, tmp_path)
+
+    retention = next(headline for headline in result.headlines if headline.key == "retention")
+    page = ReviewPage(result.html_path.read_text(encoding="utf-8"))
+    assert (retention.display, retention.flag) == ("68.5%", "red")
+    assert "Targets not recorded in this headline row" in retention.detail
+    assert "not recorded for this date" in page.sections["retention"]
+    assert "floor" not in page.sections["retention"]
+    assert page.charts["retention"]["bars"] == 2, "the cohorts are still drawn, in series named by their flag"
+    assert "On target" in page.sections["retention"]
 
 
 def _chromium() -> str:

@@ -30,7 +30,7 @@ from psycopg import sql
 from tests.planted import PLANTED_DIR
 from upshift.dbt import run_dbt
 from upshift.emulator import EmulatorSettings, RunningEmulator, serve_in_thread
-from upshift.sync import BrazeClient, IterableClient, SyncOptions, SyncRunFailed, SyncSettings, run_sync
+from upshift.sync import BrazeClient, IterableClient, SyncOptions, SyncSettings, run_sync
 from upshift.warehouse import REPO_ROOT, WarehouseSettings
 
 pytestmark = pytest.mark.slow
@@ -189,7 +189,11 @@ def assert_destinations_match_the_models(
 
 
 def assert_each_event_delivered_once(
-    conn: psycopg.Connection, warehouse: WarehouseSettings, emulator: RunningEmulator, schema: str = "upshift_sync"
+    conn: psycopg.Connection,
+    warehouse: WarehouseSettings,
+    emulator: RunningEmulator,
+    schema: str = "upshift_sync",
+    destinations: tuple[str, ...] = ("braze", "iterable"),
 ) -> None:
     """Every event the ledger calls sent (and every one the model holds) arrived exactly once."""
     sent = rows(
@@ -197,20 +201,22 @@ def assert_each_event_delivered_once(
         "select destination, event_id, user_id, event_name, payload from {ledger} where status = 'sent'",
         ledger=f"{schema}.event_ledger",
     )
-    braze_sent = Counter(
-        (row["user_id"], row["event_name"], row["payload"]["trigger_id"], row["payload"].get("step"))
-        for row in sent
-        if row["destination"] == "braze"
-    )
-    assert braze_event_keys(emulator) == braze_sent
-    assert set(model_event_keys(model_events(conn, warehouse, "braze"))) <= set(braze_sent)
-    iterable_events = emulator.emulator.state()["iterable"]["events"]
-    assert {event["id"] for event in iterable_events} == {
-        row["event_id"] for row in sent if row["destination"] == "iterable"
-    }
-    assert {event["event_id"] for event in model_events(conn, warehouse, "iterable")} <= {
-        e["id"] for e in iterable_events
-    }
+    if "braze" in destinations:
+        braze_sent = Counter(
+            (row["user_id"], row["event_name"], row["payload"]["trigger_id"], row["payload"].get("step"))
+            for row in sent
+            if row["destination"] == "braze"
+        )
+        assert braze_event_keys(emulator) == braze_sent
+        assert set(model_event_keys(model_events(conn, warehouse, "braze"))) <= set(braze_sent)
+    if "iterable" in destinations:
+        iterable_events = emulator.emulator.state()["iterable"]["events"]
+        assert {event["id"] for event in iterable_events} == {
+            row["event_id"] for row in sent if row["destination"] == "iterable"
+        }
+        assert {event["event_id"] for event in model_events(conn, warehouse, "iterable")} <= {
+            e["id"] for e in iterable_events
+        }
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +240,22 @@ def test_the_first_run_leaves_exactly_the_models_profiles_lists_and_events(
     assert_destinations_match_the_models(pg_conn, built, emulator)
     assert_each_event_delivered_once(pg_conn, built, emulator)
     assert rows(pg_conn, "select count(*) as open from {errors}", errors="upshift_sync.sync_errors")[0]["open"] == 0
+
+
+def test_every_field_reaches_iterable_with_its_one_declared_type(first_sync: dict, emulator: RunningEmulator) -> None:
+    from upshift.sync.fields import ATTRIBUTE_TYPES, EVENT_PROPERTY_TYPES
+
+    iterable_type = {"integer": "long", "decimal": "double", "string": "string", "boolean": "boolean"}
+    iterable_type["string_array"] = "string"
+    declared = {**ATTRIBUTE_TYPES, **EVENT_PROPERTY_TYPES}
+
+    typed_by_first_value = emulator.emulator.state()["iterable"]["field_types"]
+
+    assert typed_by_first_value
+    assert {field: iterable_type[declared[field]] for field in typed_by_first_value} == typed_by_first_value
+    decimals = [field for field, kind in ATTRIBUTE_TYPES.items() if kind == "decimal"]
+    values = [user["dataFields"].get(field) for user in iterable_profiles(emulator).values() for field in decimals]
+    assert {type(value) for value in values if value is not None} == {float}
 
 
 def test_a_second_run_without_data_changes_sends_nothing(
@@ -337,7 +359,8 @@ def test_the_destinations_rate_limit_is_respected_with_small_limits(
         iterable_bulk_update_max_users=20,
         iterable_track_bulk_max_events=20,
         braze_track_rate_limit=50,
-        iterable_bulk_rate_per_second=2,
+        iterable_bulk_update_rate_per_second=2,
+        iterable_track_bulk_rate_per_second=2,
     )
     pg_conn.execute("drop schema if exists upshift_sync_rates cascade")
     with serve_in_thread(limits) as limited:
@@ -349,6 +372,50 @@ def test_the_destinations_rate_limit_is_respected_with_small_limits(
         assert all(summary.get("failed", 0) == 0 for summary in summaries.values())
         assert_destinations_match_the_models(pg_conn, built, limited)
         assert_each_event_delivered_once(pg_conn, built, limited, "upshift_sync_rates")
+
+
+def test_an_iterable_email_change_moves_the_profile_and_a_taken_email_is_a_recorded_error(
+    built: WarehouseSettings, pg_conn: psycopg.Connection
+) -> None:
+    project = EmulatorSettings(braze_api_key=BRAZE_KEY, iterable_api_key=ITERABLE_KEY, iterable_project_type="email")
+    settings = SETTINGS.with_overrides(schema="upshift_sync_emails", iterable_identify_by="email", max_rejected_share=1)
+    pg_conn.execute("drop schema if exists upshift_sync_emails cascade")
+    with serve_in_thread(project) as email_project:
+        sync(built, email_project, "emails-first", settings)
+        model = model_users(pg_conn, built, "iterable")
+        moving, blocked = sorted(user for user, row in model.items() if row["email"])[:2]
+        # The destination holds both under an older email; someone else already has `blocked`'s new one.
+        for user in (moving, blocked):
+            old = f"old-{user}@example.test"
+            with IterableClient(email_project.iterable_url, ITERABLE_KEY, settings) as client:
+                client.update_email(old, current_email=model[user]["email"])
+            pg_conn.execute(
+                "update upshift_sync_emails.user_state set email = %s, payload_hash = 'stale' "
+                "where destination = 'iterable' and user_id = %s",
+                (old, user),
+            )
+        with IterableClient(email_project.iterable_url, ITERABLE_KEY, settings) as client:
+            client.bulk_update_users([{"userId": "someone-else", "email": model[blocked]["email"]}])
+
+        summaries = sync(built, email_project, "emails-changed", settings)
+
+        profiles = email_project.emulator.state()["iterable"]["users"]
+        by_user = Counter(profile.get("userId") for profile in profiles)
+        email_of = {profile.get("userId"): profile.get("email") for profile in profiles}
+        errors = rows(
+            pg_conn,
+            "select object_id, reason, detail from {errors} "
+            "where step = 'users' and resolved_at is null and object_id = any(%s)",
+            [moving, blocked],
+            errors="upshift_sync_emails.sync_errors",
+        )
+
+    assert summaries["iterable_users"]["email_changes"] == 2
+    assert by_user[moving] == by_user[blocked] == 1  # no second profile for either
+    assert email_of[moving] == model[moving]["email"]
+    assert email_of[blocked] == f"old-{blocked}@example.test"
+    assert [(row["object_id"], row["reason"]) for row in errors] == [(blocked, "EmailAlreadyExists")]
+    assert "@" not in errors[0]["detail"]
 
 
 def test_row_errors_are_recorded_not_marked_synced_and_retried_next_run(
@@ -394,42 +461,83 @@ def test_row_errors_are_recorded_not_marked_synced_and_retried_next_run(
     assert_each_event_delivered_once(pg_conn, built, emulator, fault_schema.schema)
 
 
-def test_a_braze_5xx_after_processing_never_duplicates_events(
-    built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection, fault_schema: SyncSettings
+@pytest.mark.parametrize("fault", ["process_then_500", "status_503"])
+def test_a_5xx_on_a_braze_event_batch_ends_the_same_run_with_every_event_delivered_once(
+    built: WarehouseSettings,
+    emulator: RunningEmulator,
+    pg_conn: psycopg.Connection,
+    fault_schema: SyncSettings,
+    fault: str,
 ) -> None:
-    # Users first, then the first event batch is processed and answered 500.
-    settings = fault_schema.with_overrides(braze_max_objects_per_array=25)
-    with (
-        BrazeClient(emulator.braze_url, BRAZE_KEY, settings) as braze,
-        IterableClient(emulator.iterable_url, ITERABLE_KEY, settings) as iterable,
-    ):
-        from upshift.sync import open_context, sync_events, sync_users
+    # process_then_500: Braze stored the batch and the answer was lost; status_503: it never
+    # arrived. Either way the batch is ambiguous and only Braze's event counts can tell.
+    settings = fault_schema.with_overrides(braze_max_objects_per_array=25, braze_reconcile_after_seconds=0.5)
+    from upshift.sync import open_context, sync_events, sync_users
 
-        options = SyncOptions(run_id="lost-answer", as_of_date=AS_OF)
+    with BrazeClient(emulator.braze_url, BRAZE_KEY, settings) as braze:
+        options = SyncOptions(run_id=f"lost-answer-{fault}", as_of_date=AS_OF)
         with open_context(built, options, settings) as context:
             sync_users(context, "braze", braze)
+            emulator.emulator.faults.arm({"braze": {fault: 1}})
+            started = time.monotonic()
+
+            summary = sync_events(context, "braze", braze)
+
+    waited = time.monotonic() - started
+    reconciled = summary["reconciled_sent"] if fault == "process_then_500" else summary["reconciled_resend"]
+    assert reconciled == 25
+    assert summary["ambiguous"] == 0
+    assert waited >= 0.5  # the bounded wait before Braze's counts are checked
+    assert_each_event_delivered_once(pg_conn, built, emulator, settings.schema, destinations=("braze",))
+    still_open = rows(
+        pg_conn,
+        "select count(*) as n from {errors} where reason = 'ambiguous_delivery' and resolved_at is null",
+        errors=f"{settings.schema}.sync_errors",
+    )
+    assert still_open[0]["n"] == 0
+
+
+def test_an_ambiguous_braze_batch_that_cannot_be_settled_in_the_run_fails_it_naming_how_many(
+    built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection, fault_schema: SyncSettings
+) -> None:
+    # No reconcile round allowed and Braze's counts not yet meaningful (30 s): nothing settles it.
+    settings = fault_schema.with_overrides(
+        braze_max_objects_per_array=25, braze_reconcile_rounds=0, braze_reconcile_after_seconds=30
+    )
+    from upshift.sync import UndeliveredEvents, open_context, sync_events, sync_users
+
+    with BrazeClient(emulator.braze_url, BRAZE_KEY, settings) as braze:
+        with open_context(built, SyncOptions(run_id="in-doubt", as_of_date=AS_OF), settings) as context:
+            sync_users(context, "braze", braze)
             emulator.emulator.faults.arm({"braze": {"process_then_500": 1}})
-            with pytest.raises(SyncRunFailed, match="ambiguous"):
+
+            with pytest.raises(UndeliveredEvents, match="25 touchpoints are undelivered or in doubt"):
                 sync_events(context, "braze", braze)
+
         emulator.emulator.faults.clear()
-        ambiguous = rows(
+        retry = SyncOptions(run_id="in-doubt-retry", as_of_date=AS_OF)
+        with open_context(built, retry, settings) as context, pytest.raises(UndeliveredEvents, match="25 touchpoints"):
+            sync_events(context, "braze", braze)  # a task retry is not green either
+
+        logged = rows(
             pg_conn,
-            "select count(*) as n from {ledger} where status = 'ambiguous'",
+            "select events_failed from {log} where run_id = 'in-doubt' and step = 'events'",
+            log=f"{settings.schema}.sync_log",
+        )
+        sent = rows(
+            pg_conn,
+            "select count(*) as n from {ledger} where destination = 'braze' and status = 'sent'",
             ledger=f"{settings.schema}.event_ledger",
         )
-        errors = rows(
-            pg_conn,
-            "select count(*) as n from {errors} where reason = 'ambiguous_delivery'",
-            errors=f"{settings.schema}.sync_errors",
-        )
+        assert logged[0]["events_failed"] == 25
+        assert len(emulator.emulator.state()["braze"]["events"]) == sent[0]["n"] + 25  # held once, never resent
 
-        summaries = run_sync(
-            built, SyncOptions(run_id="reconcile", as_of_date=AS_OF), braze=braze, iterable=iterable, settings=settings
-        )
+        ready = settings.with_overrides(braze_reconcile_after_seconds=0)
+        with open_context(built, SyncOptions(run_id="in-doubt-settled", as_of_date=AS_OF), ready) as context:
+            settled = sync_events(context, "braze", braze)
 
-    assert ambiguous[0]["n"] == errors[0]["n"] == 25
-    assert summaries["braze_events"]["reconciled_sent"] == 25
-    assert_each_event_delivered_once(pg_conn, built, emulator, settings.schema)
+    assert settled["reconciled_sent"] == 25
+    assert_each_event_delivered_once(pg_conn, built, emulator, settings.schema, destinations=("braze",))
 
 
 def test_a_sync_killed_mid_run_loses_no_user_and_duplicates_no_event(
@@ -540,7 +648,7 @@ def test_logs_never_show_api_keys_or_emails(
     )
     caplog.set_level(logging.DEBUG)
 
-    sync(built, emulator, "hygiene", fault_schema)
+    sync(built, emulator, "hygiene", fault_schema.with_overrides(max_rejected_share=1.0))
     errors = rows(pg_conn, "select reason, detail from {errors}", errors=f"{fault_schema.schema}.sync_errors")
     output = caplog.text + "".join(capsys.readouterr()) + json.dumps(errors)
 
@@ -599,8 +707,20 @@ def test_operators_run_one_step_each_and_return_a_small_summary(
     assert [summary["step"] for summary in summaries] == ["users", "lists", "events"]
     assert summaries[1]["dry_run"] is True
     assert all(len(json.dumps(summary)) < 2_000 for summary in summaries)
-    assert SyncUsersOperator.template_fields == ("as_of_date", "dry_run", "full_resync")
+    assert SyncUsersOperator.template_fields == ("as_of_date", "dry_run", "full_resync", "force_backfill")
     assert api_requests(emulator) == []  # nothing changed since the last run
+
+
+def test_an_in_process_run_sends_to_the_configured_connections_not_a_throwaway_emulator(
+    airflow_connections: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from upshift.local_airflow import destinations_configured
+
+    assert destinations_configured() is True
+
+    monkeypatch.delenv("AIRFLOW_CONN_BRAZE_DEFAULT")
+    monkeypatch.delenv("AIRFLOW_CONN_ITERABLE_DEFAULT")
+    assert destinations_configured() is False
 
 
 def test_an_operator_refuses_models_built_for_another_date(airflow_connections: None, first_sync: dict) -> None:
@@ -671,3 +791,102 @@ def test_users_who_leave_the_model_are_cleared_and_forgotten(
         assert_destinations_match_the_models(pg_conn, built, emulator)
     finally:
         build(built, select="tag:stage_activation")
+
+
+# --- guardrails: stale, empty or poisoned data never reaches the destinations -------------------
+
+
+def test_an_older_as_of_date_sends_nothing_unless_forced_and_the_newest_rerun_stays_idempotent(
+    synced: None, built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection
+) -> None:
+    older = AS_OF - dt.timedelta(days=1)
+    build(built, as_of=older, select="tag:stage_activation")
+    emulator.emulator.log.clear()
+    try:
+        with (
+            BrazeClient(emulator.braze_url, BRAZE_KEY, SETTINGS) as braze,
+            IterableClient(emulator.iterable_url, ITERABLE_KEY, SETTINGS) as iterable,
+        ):
+            options = SyncOptions(run_id="backfill", as_of_date=older)
+            backfill = run_sync(built, options, braze=braze, iterable=iterable, settings=SETTINGS)
+
+            assert api_requests(emulator) == []
+            assert {summary["skipped"] for summary in backfill.values()} == {"backfill_over_newer_state"}
+            assert {summary["newest_synced_as_of"] for summary in backfill.values()} == {AS_OF.isoformat()}
+
+            forced = run_sync(
+                built,
+                SyncOptions(run_id="forced-backfill", as_of_date=older, force_backfill=True),
+                braze=braze,
+                iterable=iterable,
+                settings=SETTINGS,
+            )
+        assert "skipped" not in forced["braze_users"]
+    finally:
+        build(built, select="tag:stage_activation")
+    sync(built, emulator, "newest-again")  # the newest date goes forward again
+    emulator.emulator.log.clear()
+
+    rerun = sync(built, emulator, "newest-rerun")
+
+    assert api_requests(emulator) == []
+    assert all("skipped" not in summary for summary in rerun.values())
+
+
+def test_a_planted_empty_payload_fails_before_wiping_any_profile(
+    synced: None, built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection
+) -> None:
+    from upshift.sync import MassRemovalRefused
+
+    for model in ("sync_braze__users", "sync_iterable__users"):
+        pg_conn.execute(sql.SQL("delete from {}").format(sql.Identifier(f"{built.schema}_marts", model)))
+    emulator.emulator.log.clear()
+    try:
+        with pytest.raises(MassRemovalRefused, match="would remove") as refused:
+            sync(built, emulator, "empty-payload")
+
+        assert "nothing was sent" in str(refused.value)
+        assert api_requests(emulator) == []
+        assert all(attributes for attributes in braze_profiles(emulator).values())
+    finally:
+        build(built, select="sync_braze__users sync_iterable__users")
+
+
+def test_poisoned_values_are_refused_per_user_and_fail_the_step_over_the_rejected_share(
+    synced: None, built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection
+) -> None:
+    from upshift.sync import TooManyRejected
+
+    schema = "upshift_sync_poisoned"
+    settings = SETTINGS.with_overrides(schema=schema)
+    pg_conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+    poisoned = rows(
+        pg_conn,
+        'update {model} set data_fields = data_fields || \'{{"upshift_earnings_last_28_days": "NaN"}}\' '
+        "where role = 'worker' returning user_id",
+        model=marts(built, "sync_iterable__users"),
+    )
+    emulator.emulator.reset()
+    emulator.emulator.faults.arm({"braze": {"reject_share": 0.5}})
+    try:
+        with pytest.raises(TooManyRejected, match="braze users"):
+            sync(built, emulator, "poisoned", settings)
+        emulator.emulator.faults.clear()
+        with pytest.raises(TooManyRejected, match="iterable users"):
+            sync(built, emulator, "poisoned-iterable", settings)
+    finally:
+        emulator.emulator.faults.clear()
+        build(built, select="sync_iterable__users")
+
+    errors = rows(
+        pg_conn,
+        "select destination, object_id, reason, detail from {errors} where step = 'users'",
+        errors=f"{schema}.sync_errors",
+    )
+    invalid = {row["object_id"] for row in errors if row["reason"] == "invalid_value"}
+    assert len(poisoned) > 5
+    assert invalid == {row["user_id"] for row in poisoned}
+    assert all("upshift_earnings_last_28_days" in row["detail"] for row in errors if row["reason"] == "invalid_value")
+    assert {row["destination"] for row in errors if row["reason"] == "row_rejected"} == {"braze"}
+    sent = [user["dataFields"].get("upshift_earnings_last_28_days") for user in iterable_profiles(emulator).values()]
+    assert "NaN" not in sent

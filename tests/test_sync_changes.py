@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from upshift.sync.changes import AcceptedUser, ModelUser, attribute_diff, plan_user_changes
+from upshift.sync.fields import ATTRIBUTE_TYPES, InvalidValue, UndeclaredFields, check_declared, typed_payload
 from upshift.sync.lists import plan_memberships
 from upshift.sync.outcomes import NOT_A_FAILURE_ON_UNSUBSCRIBE, braze_row_failures, iterable_row_failures
 
@@ -91,3 +94,52 @@ def test_iterable_failures_map_emails_back_to_user_ids_without_keeping_the_email
     failures = iterable_row_failures(body, identities, ignore=NOT_A_FAILURE_ON_UNSUBSCRIBE)
 
     assert failures == {"u2": ("invalidDataEmails", "Iterable listed the user in failedUpdates.invalidDataEmails")}
+
+
+def test_a_user_whose_email_differs_from_the_accepted_one_is_an_email_change() -> None:
+    model = {
+        "moved": ModelUser("moved", READY, "h-new", email="new@example.test"),
+        "same": ModelUser("same", READY, "h-other", email="same@example.test"),
+    }
+    accepted = {
+        "moved": AcceptedUser("moved", READY, "h-old", email="old@example.test"),
+        "same": AcceptedUser("same", READY, "h-was", email="same@example.test"),
+    }
+
+    plan = plan_user_changes(model, accepted)
+
+    changes = {change.user_id: change for change in plan.changes}
+    assert changes["moved"].email_changed is True
+    assert changes["moved"].previous_email == "old@example.test"
+    assert changes["same"].email_changed is False
+
+
+def test_decimals_are_always_sent_as_floats_and_counts_as_integers() -> None:
+    payload = {"upshift_earnings_last_28_days": 0, "upshift_readiness_score": 60.0, "upshift_offer_code": None}
+
+    typed = typed_payload(payload, ATTRIBUTE_TYPES)
+
+    assert typed == {"upshift_earnings_last_28_days": 0.0, "upshift_readiness_score": 60, "upshift_offer_code": None}
+    assert isinstance(typed["upshift_earnings_last_28_days"], float)
+    assert isinstance(typed["upshift_readiness_score"], int)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("upshift_earnings_last_28_days", "NaN"),
+        ("upshift_earnings_last_28_days", float("inf")),
+        ("upshift_readiness_score", 60.5),
+        ("upshift_readiness_score", True),
+        ("upshift_readiness_tier", ""),
+        ("upshift_signals", ["ok", 3]),
+    ],
+)
+def test_a_value_that_does_not_fit_its_declared_type_is_refused_naming_the_field(field: str, value: object) -> None:
+    with pytest.raises(InvalidValue, match=field):
+        typed_payload({field: value}, ATTRIBUTE_TYPES)
+
+
+def test_an_undeclared_field_stops_the_step_before_anything_is_sent() -> None:
+    with pytest.raises(UndeclaredFields, match="upshift_new_thing"):
+        check_declared([{"upshift_readiness_tier": "Ready", "upshift_new_thing": 1}], ATTRIBUTE_TYPES, "braze users")

@@ -56,7 +56,7 @@ def test_iterable_honours_retry_after_when_the_answer_has_one() -> None:
     )
     with serve_in_thread(settings) as emulator:
         client = IterableClient(
-            emulator.iterable_url, ITERABLE_KEY, FAST.with_overrides(iterable_bulk_rate_per_second=50)
+            emulator.iterable_url, ITERABLE_KEY, FAST.with_overrides(iterable_bulk_update_rate_per_second=50)
         )
         started = time.monotonic()
 
@@ -65,6 +65,33 @@ def test_iterable_honours_retry_after_when_the_answer_has_one() -> None:
 
         assert [call["status"] for call in requests_made(emulator)] == [200, 429, 200]
         assert time.monotonic() - started >= 0.9
+
+
+def test_an_iterable_429_without_any_header_backs_off_a_whole_window_and_completes(emulator: RunningEmulator) -> None:
+    emulator.emulator.faults.arm({"iterable": {"status_429_burst": 2}})
+    client = IterableClient(emulator.iterable_url, ITERABLE_KEY, FAST)
+    started = time.monotonic()
+
+    answer = client.track_bulk([{"id": "e1", "eventName": "upshift_touchpoint", "userId": "u1"}])
+
+    calls = requests_made(emulator)
+    assert answer["successCount"] == 1
+    assert [call["status"] for call in calls] == [429, 429, 200]
+    assert time.monotonic() - started >= 2 * FAST.rate_limit_min_wait_seconds  # FAST's backoff alone is 0.2 s
+
+
+def test_iterable_update_email_sends_the_user_id_or_the_old_email(emulator: RunningEmulator) -> None:
+    client = IterableClient(emulator.iterable_url, ITERABLE_KEY, FAST)
+    client.bulk_update_users([{"userId": "u1", "email": "old@example.test"}])
+
+    client.update_email("mid@example.test", current_user_id="u1")
+    client.update_email("new@example.test", current_email="mid@example.test")
+
+    users = emulator.emulator.state()["iterable"]["users"]
+    assert [(user["userId"], user["email"]) for user in users] == [("u1", "new@example.test")]
+    with pytest.raises(DestinationRejected) as raised:
+        client.update_email("other@example.test", current_user_id="ghost")
+    assert raised.value.body["code"] == "UnknownUserIdError"
 
 
 def test_5xx_answers_are_retried_with_backoff_for_idempotent_calls(emulator: RunningEmulator) -> None:
@@ -170,3 +197,20 @@ def test_client_logs_carry_no_key_and_no_body(emulator: RunningEmulator, caplog:
     assert ITERABLE_KEY not in caplog.text
     assert "someone@example.test" not in caplog.text
     assert "someone" not in repr(client)
+
+
+def test_an_email_change_already_made_by_an_interrupted_try_is_not_a_failure(emulator: RunningEmulator) -> None:
+    from upshift.sync.changes import UserChange
+    from upshift.sync.destinations import destination_for
+
+    settings = FAST.with_overrides(iterable_identify_by="email")
+    client = IterableClient(emulator.iterable_url, ITERABLE_KEY, settings)
+    client.bulk_update_users([{"userId": "u1", "email": "new@example.test"}])  # moved before the try died
+    change = UserChange("u1", "changed", {}, {}, "h", email="new@example.test", previous_email="old@example.test")
+    taken = UserChange("u2", "changed", {}, {}, "h", email="new@example.test", previous_email="two@example.test")
+    client.bulk_update_users([{"userId": "u2", "email": "two@example.test"}])
+
+    failures = destination_for("iterable", settings).send_email_changes(client, [change, taken])
+
+    assert failures == {"u2": ("EmailAlreadyExists", failures["u2"][1])}
+    assert "@" not in failures["u2"][1]

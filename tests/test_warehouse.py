@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -12,7 +13,7 @@ from psycopg import sql
 
 from upshift import cli
 from upshift.run_lock import RunInProgress, run_lock
-from upshift.warehouse import WarehouseError, WarehouseSettings, ensure_warehouse
+from upshift.warehouse import SESSION_ENV, WarehouseError, WarehouseSettings, connect, ensure_warehouse, environment
 
 OWN_SERVER = {
     "UPSHIFT_PG_HOST": "db.internal",
@@ -216,3 +217,70 @@ def test_a_second_cli_run_exits_with_a_clear_message(
     assert code == 1
     assert err.startswith(f"error: Another upshift run is in progress on database {warehouse.database}")
     assert "Traceback" not in err
+
+
+NEW_YORK = "America/New_York"
+# 02:00 UTC on 1 February is still 31 January in New York.
+MONTH_OF_AN_EARLY_FEBRUARY_MOMENT = "select cast(date_trunc('month', timestamptz '2026-02-01 02:00:00+00') as date)"
+
+
+@pytest.fixture
+def new_york_database(
+    scratch_settings: WarehouseSettings, warehouse_server: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> WarehouseSettings:
+    """A database whose default time zone is New York, reached from a process whose PGTZ says New York."""
+    ensure_warehouse(scratch_settings)
+    with psycopg.connect(**warehouse_server.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("alter database {} set timezone = {}").format(
+                sql.Identifier(scratch_settings.database), sql.Literal(NEW_YORK)
+            )
+        )
+    monkeypatch.setenv("PGTZ", NEW_YORK)
+    return scratch_settings
+
+
+def test_warehouse_sessions_are_utc_whatever_the_database_and_pgtz_say(new_york_database: WarehouseSettings) -> None:
+    with psycopg.connect(**new_york_database.conninfo()) as unpinned:
+        unpinned_zone = unpinned.execute("show timezone").fetchone()
+
+    with connect(new_york_database) as conn:
+        conn.rollback()
+        zone = conn.execute("show timezone").fetchone()
+        month = conn.execute(MONTH_OF_AN_EARLY_FEBRUARY_MOMENT).fetchone()
+
+    assert unpinned_zone == (NEW_YORK,), "PGTZ outranks the connection's options: only a SET pins it"
+    assert zone == ("UTC",)
+    assert month == (dt.date(2026, 2, 1),)
+
+
+def test_connection_options_pin_utc_against_a_non_utc_database_default(
+    new_york_database: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PGTZ")
+
+    with psycopg.connect(**new_york_database.conninfo()) as conn:
+        zone = conn.execute("show timezone").fetchone()
+
+    assert zone == ("UTC",)
+
+
+def test_great_expectations_engine_sessions_are_utc(
+    new_york_database: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlalchemy
+
+    from upshift.gates.run import sqlalchemy_url
+
+    engine = sqlalchemy.create_engine(sqlalchemy_url(new_york_database), poolclass=sqlalchemy.pool.NullPool)
+    query = sqlalchemy.text(f"select current_setting('TimeZone'), ({MONTH_OF_AN_EARLY_FEBRUARY_MOMENT})")
+
+    with environment(SESSION_ENV), engine.connect() as conn:
+        under_pgtz = tuple(conn.execute(query).one())
+    monkeypatch.delenv("PGTZ")
+    with engine.connect() as conn:
+        under_database_default = tuple(conn.execute(query).one())
+    engine.dispose()
+
+    assert under_pgtz == ("UTC", dt.date(2026, 2, 1))
+    assert under_database_default == ("UTC", dt.date(2026, 2, 1))

@@ -83,7 +83,13 @@ def _run_in_process(settings: WarehouseSettings, as_of: date, options: argparse.
     _done(started)
 
     started = _step(f"run DAG {DAG_ID} for the interval ending {as_of} (in-process, dag.test)")
-    local_airflow.run_dag_once(as_of, full_refresh=options.full_refresh)
+    if local_airflow.destinations_configured():
+        print("    the sync uses the configured braze_default / iterable_default connections")
+    else:
+        print("    no braze_default / iterable_default connection configured: the sync sends to a local emulator")
+    if options.dry_run:
+        print("    dry run: the sync sends nothing and records nothing as accepted")
+    local_airflow.run_dag_once(as_of, full_refresh=options.full_refresh, dry_run=options.dry_run)
     _done(started)
 
 

@@ -6,13 +6,11 @@ that `parse()` writes).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from upshift.warehouse import REPO_ROOT, WarehouseSettings
+from upshift.warehouse import REPO_ROOT, SESSION_ENV, WarehouseSettings, environment
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
@@ -25,28 +23,18 @@ class DbtCommandFailed(RuntimeError):
     """A dbt command did not succeed; dbt's own output above says which node and why."""
 
 
-@contextmanager
-def _environment(overrides: Mapping[str, str]) -> Iterator[None]:
-    """dbt reads `env_var()` from os.environ, so set the settings there for one invocation."""
-    saved = {name: os.environ.get(name) for name in overrides}
-    os.environ.update(overrides)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def run_dbt(args: Sequence[str], settings: WarehouseSettings) -> object:
-    """Invoke `dbt <args>` against the project; raises DbtCommandFailed when it fails."""
+    """Invoke `dbt <args>` against the project; raises DbtCommandFailed when it fails.
+
+    dbt reads `env_var()` from os.environ, so the settings go there for the invocation, with
+    PGTZ=UTC: dbt-postgres has no profile field for session options, and PGTZ pins every
+    session dbt opens to UTC whatever the server's, the database's or the caller's time zone.
+    """
     from dbt.cli.main import dbtRunner
 
     env = replace(settings, host=settings.host or _PARSE_ONLY_HOST).env()
     command = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    with _environment(env):
+    with environment({**env, **SESSION_ENV}):
         result = dbtRunner().invoke(command)
     if not result.success:
         raise DbtCommandFailed(f"`dbt {' '.join(args)}` failed: {result.exception or 'see the dbt output above'}")

@@ -30,7 +30,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -155,8 +155,13 @@ def create_pools(pools_file: Path = POOLS_FILE) -> list[str]:
     return sorted(pools)
 
 
-def run_dag_once(as_of: date, *, full_refresh: bool = False) -> DagRun:
-    """Run the DAG in this process for the daily data interval that ends at midnight UTC of `as_of`."""
+def run_dag_once(as_of: date, *, full_refresh: bool = False, dry_run: bool = False) -> DagRun:
+    """Run the DAG in this process for the daily data interval that ends at midnight UTC of `as_of`.
+
+    The sync sends to the configured `braze_default` / `iterable_default` connections; only when
+    neither is configured does a throwaway emulator on a thread stand in for them. `dry_run`
+    reaches the DAG's params: the sync sends nothing and records nothing as accepted.
+    """
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.state import DagRunState
 
@@ -165,12 +170,30 @@ def run_dag_once(as_of: date, *, full_refresh: bool = False) -> DagRun:
         raise DagRunFailed(f"{DAG_ID} did not import: {bag.import_errors}")
     # For a data-interval timetable a manual run at midnight covers the day that ends there.
     interval_end = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
-    with _emulator_in_thread():
-        dag_run = bag.dags[DAG_ID].test(logical_date=interval_end, run_conf={"full_refresh": full_refresh})
+    destinations = nullcontext() if destinations_configured() else _emulator_in_thread()
+    with destinations:
+        dag_run = bag.dags[DAG_ID].test(
+            logical_date=interval_end, run_conf={"full_refresh": full_refresh, "dry_run": dry_run}
+        )
     if dag_run.state != DagRunState.SUCCESS:
         failed = sorted(ti.task_id for ti in dag_run.get_task_instances() if ti.state != "success")
         raise DagRunFailed(f"{DAG_ID} for as-of {as_of} ended {dag_run.state}; unfinished or failed tasks: {failed}")
     return dag_run
+
+
+def destinations_configured(conn_ids: tuple[str, ...] = ("braze_default", "iterable_default")) -> bool:
+    """True when any sync connection is configured (AIRFLOW_CONN_* or the metadata database)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    found = []
+    for conn_id in conn_ids:
+        try:
+            Connection.get_connection_from_secrets(conn_id)
+        except AirflowNotFoundException:
+            continue
+        found.append(conn_id)
+    return bool(found)
 
 
 @contextmanager
@@ -235,6 +258,10 @@ class LocalAirflow:
     # Linux: the services get SIGTERM if this process dies without stopping them (a killed
     # test run, a closed terminal). Off for a stack meant to outlive its starter (`airflow up`).
     die_with_parent: bool = True
+    # Seconds between a failed task's tries instead of the DAG's (minutes, with backoff): for
+    # tests that watch a task fail through its retries. Set through an Airflow cluster policy
+    # (`airflow_local_settings.py` in the home's config folder), so the DAG file is untouched.
+    retry_delay_seconds: float | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
     emulator_keys: EmulatorKeys = field(default_factory=EmulatorKeys, repr=False)
     emulator_port: int = 0
@@ -308,10 +335,25 @@ class LocalAirflow:
     def prepare(self) -> None:
         """Create the metadata database if missing, migrate it, and create the pools."""
         ensure_warehouse(self.settings.with_database(self.metadata_database))
+        self._write_retry_policy()
         self._airflow_python(
             "from upshift.local_airflow import create_pools, migrate_metadata_db; "
             "migrate_metadata_db(); create_pools()",
             log="prepare",
+        )
+
+    def _write_retry_policy(self) -> None:
+        policy = self.home / "config" / "airflow_local_settings.py"
+        if self.retry_delay_seconds is None:
+            policy.unlink(missing_ok=True)
+            return
+        policy.parent.mkdir(parents=True, exist_ok=True)
+        policy.write_text(
+            '"""Written by upshift.local_airflow: short retry delays for this local stack."""\n\n'
+            "from datetime import timedelta\n\n\n"
+            "def task_policy(task):\n"
+            f"    task.retry_delay = timedelta(seconds={self.retry_delay_seconds!r})\n"
+            "    task.max_retry_delay = task.retry_delay\n"
         )
 
     def _airflow_python(self, code: str, *, log: str) -> None:
@@ -555,6 +597,20 @@ class AirflowApi:
     def clear_run(self, dag_id: str, run_id: str) -> None:
         """Rerun every task of a run, as "Clear" on the whole run does in the UI."""
         self._request("POST", f"/dags/{dag_id}/dagRuns/{run_id}/clear", json={"dry_run": False})
+
+    def clear_tasks(self, dag_id: str, run_id: str, task_ids: list[str], *, downstream: bool = False) -> None:
+        """Rerun some tasks of a run, as "Clear" on a task does in the UI (optionally with "Downstream")."""
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": task_ids,
+            "only_failed": False,
+            "include_downstream": downstream,
+        }
+        self._request("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)
+
+    def task_try_number(self, dag_id: str, run_id: str, task_id: str) -> int:
+        return self._request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}").json()["try_number"]
 
     def backfill(self, dag_id: str, first: date, last: date) -> int:
         """Runs for the intervals ending on `first`..`last`, one at a time in date order; returns the backfill id."""

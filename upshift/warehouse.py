@@ -13,7 +13,8 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +29,17 @@ EMBEDDED_USER = "postgres"
 # Cosmos' Postgres profile mapping insists on a password. Servers that let the user in without
 # one (the embedded server trusts its socket) ignore it, so this stand-in only satisfies Cosmos.
 NO_PASSWORD_PLACEHOLDER = "no-password"
+
+# All date logic is UTC. PostgreSQL derives dates, month buckets and day arithmetic on
+# timestamptz from the session's TimeZone, which otherwise follows the server's or database's
+# default or the client's PGTZ, so every session the project opens is pinned to this zone.
+SESSION_TIME_ZONE = "UTC"
+# For a connection string: beats the server's and the database's default time zone, but not
+# a PGTZ in the client's environment (libpq sends that as a startup parameter, applied later).
+SESSION_OPTIONS = f"-c timezone={SESSION_TIME_ZONE}"
+# For processes and libraries that open their own libpq sessions (dbt, Great Expectations'
+# psycopg2 engine): PGTZ overrides every default, and a PGTZ already set.
+SESSION_ENV = {"PGTZ": SESSION_TIME_ZONE}
 
 
 # PostgreSQL truncates names at 63 bytes; dbt appends `_intermediate` (13) to the target schema.
@@ -134,6 +146,7 @@ class WarehouseSettings:
             "user": self.user,
             "dbname": database or self.database,
             "application_name": "upshift",
+            "options": SESSION_OPTIONS,
         }
         if self.password:
             params["password"] = self.password
@@ -286,9 +299,45 @@ def ensure_warehouse(settings: WarehouseSettings | None = None) -> WarehouseSett
     return settings
 
 
+def pin_time_zone(conn: psycopg.Connection) -> psycopg.Connection:
+    """Set the session's time zone to UTC, whatever the server, database or PGTZ say.
+
+    Committed at once when the connection is transactional, so a later rollback keeps it.
+    """
+    conn.execute(f"set time zone '{SESSION_TIME_ZONE}'")
+    if not conn.autocommit:
+        conn.commit()
+    return conn
+
+
 def connect(settings: WarehouseSettings | None = None, **kwargs: object) -> psycopg.Connection:
-    """A psycopg 3 connection to the warehouse database (starting the embedded server if needed)."""
+    """A psycopg 3 connection to the warehouse database (starting the embedded server if needed),
+    its session pinned to UTC."""
     import psycopg
 
     settings = settings if settings is not None and settings.host is not None else ensure_warehouse(settings)
-    return psycopg.connect(**settings.conninfo(), **kwargs)
+    conn = psycopg.connect(**settings.conninfo(), **kwargs)
+    try:
+        return pin_time_zone(conn)
+    except BaseException:
+        conn.close()
+        raise
+
+
+@contextmanager
+def environment(overrides: Mapping[str, str]) -> Iterator[None]:
+    """Set `overrides` in os.environ for the block, then restore what was there.
+
+    For libraries that read the environment when they run in this process: dbt's `env_var()`,
+    and libpq's PGTZ (SESSION_ENV) for the sessions dbt and Great Expectations open.
+    """
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -28,8 +28,18 @@
     {%- endfor -%}
     {%- do check_var_number('worker_view_spike_min_growth_factor', minimum=0) -%}
     {%- do check_var_number('holdout_share', minimum=0, below=1) -%}
-    {%- for name in ['metrics_expansion_share_healthy_pct', 'metrics_expansion_share_underdeveloped_pct', 'metrics_retention_floor_pct'] -%}
+    {%- set shares = [
+        'metrics_expansion_share_healthy_pct', 'metrics_expansion_share_healthy_max_pct',
+        'metrics_expansion_share_underdeveloped_pct', 'metrics_retention_floor_pct',
+        'metrics_ready_without_conversion_green_below_pct', 'metrics_ready_without_conversion_amber_below_pct',
+        'metrics_conversion_triggered_target_pct', 'metrics_conversion_broadcast_ceiling_pct',
+    ] -%}
+    {%- for name in shares -%}
         {%- do check_var_number(name, minimum=0, maximum=100) -%}
+    {%- endfor -%}
+    {%- do check_var_number('metrics_time_to_upgrade_amber_max_days', minimum=1, whole=true) -%}
+    {%- for name in ['metrics_lift_ci_low_green_above_pct_points', 'metrics_lift_amber_above_pct_points'] -%}
+        {%- do check_var_number(name, minimum=-100, maximum=100) -%}
     {%- endfor -%}
     {%- for name in ['tier_warming_min_score', 'tier_ready_min_score', 'tier_overdue_min_score'] -%}
         {%- do check_var_number(name, minimum=0) -%}
@@ -41,9 +51,19 @@
             ~ ") must increase: Cold < warming <= Warming < ready <= Ready < overdue <= Overdue"
         ) }}
     {%- endif -%}
-    {%- if var('metrics_expansion_share_underdeveloped_pct') > var('metrics_expansion_share_healthy_pct') -%}
-        {{ exceptions.raise_compiler_error("var('metrics_expansion_share_underdeveloped_pct') must not exceed var('metrics_expansion_share_healthy_pct')") }}
-    {%- endif -%}
+    {#- Each band's edges in order: the lower (worse) edge must not pass the higher. -#}
+    {%- set ordered_edges = [
+        ('metrics_expansion_share_underdeveloped_pct', 'metrics_expansion_share_healthy_pct'),
+        ('metrics_expansion_share_healthy_pct', 'metrics_expansion_share_healthy_max_pct'),
+        ('metrics_time_to_upgrade_target_days', 'metrics_time_to_upgrade_amber_max_days'),
+        ('metrics_ready_without_conversion_green_below_pct', 'metrics_ready_without_conversion_amber_below_pct'),
+        ('metrics_conversion_broadcast_ceiling_pct', 'metrics_conversion_triggered_target_pct'),
+    ] -%}
+    {%- for low, high in ordered_edges -%}
+        {%- if var(low) > var(high) -%}
+            {{ exceptions.raise_compiler_error("var('" ~ low ~ "') must not exceed var('" ~ high ~ "')") }}
+        {%- endif -%}
+    {%- endfor -%}
     {%- for role, weights in var('readiness_signal_weights').items() -%}
         {%- for signal, weight in weights.items() -%}
             {%- if not is_number(weight) or weight < 0 -%}

@@ -94,6 +94,7 @@ class Emulator:
             "iterable_track_bulk": FixedWindowLimiter(settings.iterable_track_bulk_rate_per_second, 1.0),
             "iterable_lists": FixedWindowLimiter(settings.iterable_lists_rate_per_second, 1.0),
             "iterable_read": FixedWindowLimiter(settings.iterable_read_rate_per_second, 1.0),
+            "iterable_update_email": FixedWindowLimiter(settings.iterable_update_email_rate_per_second, 1.0),
         }
         self.faults.arm(settings.startup_faults())
         braze, iterable = self.braze, self.iterable
@@ -104,6 +105,12 @@ class Emulator:
             ("braze", "POST", "users/export/ids"): Route("braze_export", lambda call: braze.export_ids(call.payload)),
             ("iterable", "POST", "users/bulkUpdate"): Route(
                 "iterable_bulk_update", lambda call: iterable.bulk_update(call.payload, call.rejects)
+            ),
+            ("iterable", "POST", "users/updateEmail"): Route(
+                "iterable_update_email", lambda call: iterable.update_email(call.payload)
+            ),
+            ("iterable", "GET", "users/getFields"): Route(
+                "iterable_read", lambda call: iterable.fields(), needs_body=False
             ),
             ("iterable", "POST", "events/trackBulk"): Route(
                 "iterable_track_bulk", lambda call: iterable.track_bulk(call.payload, call.rejects)

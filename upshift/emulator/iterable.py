@@ -31,9 +31,27 @@ Written from Iterable's public API documentation:
   `RateLimitExceeded`, as quoted by Fivetran's Iterable troubleshooting page
   (https://fivetran.com/docs/connectors/applications/iterable/troubleshooting/kb-iterable-rate-limit).
 
-Simplifications: a hybrid project (userId or email identifies a user; both create one),
-`preferUserId` and `createNewFields` are accepted and ignored, field types are checked on
-top-level data fields only, processing is synchronous.
+- `POST /api/users/updateEmail` (`currentEmail` or `currentUserId`, `newEmail`): "Change a
+  user's email address. All profile data and events will be migrated to the new email
+  address"; Iterable/api-client `src/client/users.ts`: "Returns an error if the new email
+  already exists or has been forgotten via GDPR", answered `{"msg", "code": "Success",
+  "params"}`; the error codes `EmailAlreadyExists`, `InvalidEmailAddressError`,
+  `UnknownEmailError`, `UnknownUserIdError` are in `src/types/common.ts`.
+- `GET /api/users/getFields` answers `{"fields": {name: type}}` (api-client
+  `GetUserFieldsResponseSchema`: "field names map to field types as strings").
+- Field types: "types of data fields must match the types sent in previous requests, across
+  all data fields in the project" (bulkUpdate, update); a field is typed by the first value it
+  receives: `long` (JSON integer), `double` (a number with a fraction or exponent), `string`,
+  `boolean`, `object`; an array is typed by its elements.
+
+Project types (`iterable_project_type`): `hybrid` (default; userId or email identifies a user,
+both create one) or `email` (email-based: the email is the identity, so a bulk update with a
+userId and an email the project does not know creates a second profile - the reason a change
+of email must go through updateEmail). Emails are unique in both.
+
+Simplifications: `preferUserId` and `createNewFields` are accepted and ignored, field types are
+checked on top-level data fields only and strictly (an integer sent to a `double` field is
+refused too, so a type that flips shows in tests), processing is synchronous.
 """
 
 from __future__ import annotations
@@ -130,6 +148,10 @@ class IterableProject:
                 return mismatch
             for item in users:
                 email, user_id, key_stem = _identify(item, rejects)
+                if not key_stem and self._email_based and not email:
+                    key_stem = "invalid"  # an email-based project identifies users by email only
+                if not key_stem and self._email_conflict(email, user_id):
+                    key_stem = "conflict"
                 if key_stem:
                     outcome.fail(key_stem, email, user_id)
                     continue
@@ -137,6 +159,51 @@ class IterableProject:
                 outcome.created_fields += self._merge(profile, item.get("dataFields") or {}, item)
                 outcome.success += 1
         return Reply(200, outcome.body())
+
+    @property
+    def _email_based(self) -> bool:
+        return self.settings.iterable_project_type == "email"
+
+    def _email_conflict(self, email: str | None, user_id: str | None) -> bool:
+        """Hybrid projects: the userId's profile exists and another profile holds the email."""
+        if self._email_based or not email or not user_id:
+            return False
+        by_id = self._find(None, user_id)
+        by_email = self._find(email, None, by_email_only=True)
+        return by_id is not None and by_email is not None and by_id is not by_email
+
+    def update_email(self, payload: Any) -> Reply:
+        """users/updateEmail: move a profile to a new email, which no other profile may hold."""
+        if not isinstance(payload, dict):
+            return error(400, "request body must be a JSON object", "BadJsonBody")
+        current_email, current_user_id = payload.get("currentEmail"), payload.get("currentUserId")
+        new_email = payload.get("newEmail")
+        if not isinstance(new_email, str) or not EMAIL_PATTERN.match(new_email):
+            return error(400, "newEmail is not a valid email address", "InvalidEmailAddressError")
+        if not current_email and not current_user_id:
+            return error(400, "Either currentEmail or currentUserId must be provided", "BadParams")
+        with self._lock:
+            if current_email:
+                profile = self._find(str(current_email), None, by_email_only=True)
+                if profile is None:
+                    return error(400, "No user exists with the current email", "UnknownEmailError")
+            else:
+                profile = next((user for user in self._users if user.get("userId") == current_user_id), None)
+                if profile is None:
+                    return error(400, f"No user exists with userId {current_user_id}", "UnknownUserIdError")
+            holder = self._find(new_email, None, by_email_only=True)
+            if holder is not None and holder is not profile:
+                return error(400, "A user with the new email already exists", "EmailAlreadyExists")
+            profile["email"] = new_email
+            profile["profileUpdatedAt"] = _iterable_time()
+            for event in self._events.values():
+                if event["_profile"] == profile["_key"]:
+                    event["email"] = new_email
+        return Reply(200, {"msg": "", "code": "Success", "params": None})
+
+    def fields(self) -> Reply:
+        with self._lock:
+            return Reply(200, {"fields": dict(self._field_types)})
 
     def user(self, email: str | None = None, user_id: str | None = None) -> Reply:
         with self._lock:
@@ -187,6 +254,7 @@ class IterableProject:
             "createdAt": item.get("createdAt") or int(time.time()),
             "dataFields": item.get("dataFields") or {},
             "deliveries": (previous["deliveries"] + 1) if previous else 1,
+            "_profile": profile["_key"],
         }
 
     # ---------------------------------------------------------------- lists
@@ -270,8 +338,9 @@ class IterableProject:
                 per_user[event["eventName"]] = per_user.get(event["eventName"], 0) + 1
             return {
                 "users": [_public(user) for user in self._users],
-                "events": [dict(event) for event in events],
+                "events": [{k: v for k, v in event.items() if not k.startswith("_")} for event in events],
                 "event_counts": counts,
+                "field_types": dict(self._field_types),
                 "lists": [
                     {
                         **item,
@@ -312,6 +381,7 @@ class IterableProject:
         return None
 
     def _find(self, email: str | None, user_id: str | None, by_email_only: bool = False) -> dict[str, Any] | None:
+        by_email_only = by_email_only or (self._email_based and bool(email))
         if user_id and not by_email_only:
             found = next((user for user in self._users if user.get("userId") == user_id), None)
             if found:
@@ -328,7 +398,7 @@ class IterableProject:
             self._users.append(profile)
         if email and not profile.get("email"):
             profile["email"] = email
-        if user_id and not profile.get("userId"):
+        if user_id and (not profile.get("userId") or self._email_based):
             profile["userId"] = user_id
         return profile
 
@@ -379,16 +449,22 @@ def _public(profile: dict[str, Any]) -> dict[str, Any]:
 
 
 def _kind(value: Any) -> str | None:
+    """Iterable's type of a JSON value: long, double, string, boolean, object; arrays by element."""
     if value is None:
         return None
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
-        return "number"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
     if isinstance(value, str):
         return "string"
     if isinstance(value, list):
-        return "array"
+        kinds = {_kind(item) for item in value} - {None}
+        if not kinds:
+            return None
+        return kinds.pop() if len(kinds) == 1 else "mixed"
     return "object"
 
 

@@ -23,7 +23,7 @@ Sources for the defaults:
   `docs/Api/UsersApi.md`, `EventsApi.md`, `ListsApi.md`): `users/bulkUpdate` and
   `events/trackBulk` 10 requests/second per project, `GET lists` 100 requests/second.
   Assumptions (no figure in the docs read): list subscribe/unsubscribe 10/s, user reads
-  100/s, and 1,000 users/events/subscribers per bulk request.
+  100/s, `users/updateEmail` 10/s, and 1,000 users/events/subscribers per bulk request.
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ class EmulatorSettings:
     iterable_track_bulk_rate_per_second: int = 10
     iterable_lists_rate_per_second: int = 10
     iterable_read_rate_per_second: int = 100
+    iterable_update_email_rate_per_second: int = 10
+    # hybrid (userId or email identify a user) or email (email-based project).
+    iterable_project_type: str = "hybrid"
     # Iterable's docs name no header on a 429; turn this on to test a client's Retry-After path.
     iterable_retry_after_header: bool = False
 
@@ -80,6 +83,10 @@ class EmulatorSettings:
                 values[spec.name] = _coerce(spec.name, raw, hints[spec.name])
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        if self.iterable_project_type not in {"hybrid", "email"}:
+            raise ValueError(f"iterable_project_type must be 'hybrid' or 'email', not {self.iterable_project_type!r}")
 
     def with_overrides(self, **overrides: Any) -> EmulatorSettings:
         return replace(self, **overrides)

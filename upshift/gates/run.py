@@ -20,7 +20,7 @@ from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoade
 from upshift.gates.config import GX_SEVERITY, Asset, PlannedExpectation, StagePlan, load_stage_plan
 from upshift.gates.report import REPORT_FILE, report_directory, write_report
 from upshift.gates.result import ExpectationResult, GateResult
-from upshift.warehouse import WarehouseError, WarehouseSettings
+from upshift.warehouse import SESSION_ENV, SESSION_OPTIONS, WarehouseError, WarehouseSettings, connect, environment
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
@@ -35,7 +35,9 @@ DATASOURCE_NAME = "upshift_warehouse"
 def sqlalchemy_url(settings: WarehouseSettings) -> str:
     """The warehouse as a SQLAlchemy URL (psycopg2); a socket directory goes in `?host=`.
 
-    Holds the password when there is one: pass it to the datasource, never to a log.
+    Its sessions are UTC (`options`, against a non-UTC server or database default; run_gate
+    also sets PGTZ against the caller's). Holds the password when there is one: pass it to the
+    datasource, never to a log.
     """
     from sqlalchemy.engine import URL
 
@@ -49,7 +51,10 @@ def sqlalchemy_url(settings: WarehouseSettings) -> str:
         host=None if socket_dir else settings.host,
         port=None if socket_dir else settings.port,
         database=settings.database,
-        query={"host": settings.host, "port": str(settings.port)} if socket_dir else {},
+        query={
+            "options": SESSION_OPTIONS,
+            **({"host": settings.host, "port": str(settings.port)} if socket_dir else {}),
+        },
     )
     return url.render_as_string(hide_password=False)
 
@@ -137,7 +142,7 @@ def _lenient(loader: type) -> type:
 def _sample_connection(settings: WarehouseSettings) -> psycopg.Connection:
     """A connection for sample rows: a raw table may hold timestamps no datetime can (a sample
     of exactly those rows is what a failed timestamp check shows)."""
-    conn = psycopg.connect(**settings.conninfo(), autocommit=True)
+    conn = connect(settings, autocommit=True)
     for type_name, loader in (("timestamptz", TimestamptzLoader), ("timestamp", TimestampLoader), ("date", DateLoader)):
         conn.adapters.register_loader(type_name, _lenient(loader))
     return conn
@@ -215,7 +220,8 @@ def run_gate(stage: str, settings: WarehouseSettings, as_of: dt.date) -> GateRes
     no gate yet, and lets connection errors through: neither is a data-quality verdict.
     """
     plan = load_stage_plan(stage, settings, as_of)
-    outcomes = _validate(plan, settings)
+    with environment(SESSION_ENV):
+        outcomes = _validate(plan, settings)
     by_name = {expectation.name: expectation for expectation in plan.expectations}
     results = []
     with _sample_connection(settings) as conn:

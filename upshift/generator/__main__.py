@@ -13,6 +13,7 @@ import sys
 import psycopg
 
 from upshift.generator.generate import CHUNK_USERS, generate_marketplace
+from upshift.warehouse import pin_time_zone
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    with psycopg.connect(args.dsn) as conn:
+    with pin_time_zone(psycopg.connect(args.dsn)) as conn:
         report = generate_marketplace(
             conn,
             schema=args.schema,

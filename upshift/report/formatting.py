@@ -69,3 +69,8 @@ def label(code: str | None) -> str:
         return ""
     text = code.replace("_", " ")
     return text[0].upper() + text[1:]
+
+
+def edge(value: Number) -> str:
+    """A target or band edge as an analyst writes it in dbt_project.yml: 25, 12.5, -1."""
+    return f"{float(value):g}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from upshift.report import formatting as fmt
 from upshift.report.marts import MartTable
+from upshift.report.targets import NOT_RECORDED, Targets, targets_from_row
 
 WEEK = dt.timedelta(days=7)
 
@@ -39,6 +40,8 @@ class _Spec:
     better: int
     change_unit: Callable[[float], str]
     detail: Callable[[dict[str, Any]], str]
+    # The sentence stating the headline's target and bands, from the row's own target columns.
+    target: Callable[[Targets], str] | None = None
 
 
 def _pts(delta: float) -> str:
@@ -65,7 +68,12 @@ SPECS = (
         lambda row: (
             f"{fmt.money(row['expansion_mrr'])} expansion of "
             f"{fmt.money((row['expansion_mrr'] or 0) + (row['new_mrr'] or 0))} new MRR in "
-            f"{fmt.month(row['expansion_month'])}. Healthy 25-35%; below 15% the upsell motion is underdeveloped."
+            f"{fmt.month(row['expansion_month'])}."
+        ),
+        lambda targets: (
+            f"Healthy {fmt.edge(targets.expansion_share_healthy_pct)}-"
+            f"{fmt.edge(targets.expansion_share_healthy_max_pct)}%; below "
+            f"{fmt.edge(targets.expansion_share_underdeveloped_pct)}% the upsell motion is underdeveloped."
         ),
     ),
     _Spec(
@@ -78,8 +86,11 @@ SPECS = (
         _days,
         lambda row: (
             f"p75 {fmt.days(row['p75_days_to_upgrade'])}; {fmt.percent(row['upgrades_within_target_pct'])} "
-            f"within 14 days, of {fmt.count(row['upgrades_measured'])} upgrades in the last 90 days. "
-            "Target: under 14 days."
+            f"within the target, of {fmt.count(row['upgrades_measured'])} upgrades in the last 90 days."
+        ),
+        lambda targets: (
+            f"Target: within {fmt.edge(targets.time_to_upgrade_target_days)} days; amber within "
+            f"{fmt.edge(targets.time_to_upgrade_amber_max_days)}."
         ),
     ),
     _Spec(
@@ -90,8 +101,10 @@ SPECS = (
         fmt.count,
         -1,
         _users,
-        lambda row: (
-            "Green under 5% of Ready and Overdue users, amber under 15%: more means the offer or channel is wrong."
+        lambda row: "More means the offer or channel is wrong.",
+        lambda targets: (
+            f"Green under {fmt.edge(targets.ready_without_conversion_green_below_pct)}% of Ready and Overdue "
+            f"users, amber under {fmt.edge(targets.ready_without_conversion_amber_below_pct)}%."
         ),
     ),
     _Spec(
@@ -102,10 +115,8 @@ SPECS = (
         fmt.percent,
         +1,
         _pts,
-        lambda row: (
-            f"Latest mature cohort, {fmt.month(row['retention_cohort_month'])}. "
-            "Below 70% the offer oversold what the tier delivers."
-        ),
+        lambda row: f"Latest mature cohort, {fmt.month(row['retention_cohort_month'])}.",
+        lambda targets: f"Below {fmt.edge(targets.retention_floor_pct)}% the offer oversold what the tier delivers.",
     ),
     _Spec(
         "conversion",
@@ -115,9 +126,10 @@ SPECS = (
         fmt.percent,
         +1,
         _pts,
-        lambda row: (
-            f"Holdout {fmt.percent(row['holdout_rate_pct'])}. The guide: 12-20% when triggered by a signal, "
-            "2-4% for broadcasts."
+        lambda row: f"Holdout {fmt.percent(row['holdout_rate_pct'])}.",
+        lambda targets: (
+            f"Green from {fmt.edge(targets.conversion_triggered_target_pct)}% (signal-triggered offers), amber "
+            f"above {fmt.edge(targets.conversion_broadcast_ceiling_pct)}% (what broadcasts reach)."
         ),
     ),
     _Spec(
@@ -132,6 +144,10 @@ SPECS = (
             f"95% interval {fmt.points(row['lift_ci_low_pct_points'])} to {fmt.points(row['lift_ci_high_pct_points'])}."
             if row["lift_ci_low_pct_points"] is not None
             else "No holdout users to compare against yet."
+        ),
+        lambda targets: (
+            f"Green when its low end is above {fmt.points(targets.lift_ci_low_green_above_pct_points)}, amber "
+            f"when the lift is above {fmt.points(targets.lift_amber_above_pct_points)}."
         ),
     ),
     _Spec(
@@ -169,13 +185,20 @@ def headline_rows(table: MartTable, as_of: dt.date) -> tuple[dict[str, Any] | No
 
 def build_headlines(table: MartTable, as_of: dt.date) -> tuple[Headline, ...]:
     current, previous = headline_rows(table, as_of)
-    return tuple(_headline(spec, current, previous, as_of) for spec in SPECS)
+    targets = targets_from_row(current)
+    return tuple(_headline(spec, current, previous, targets, as_of) for spec in SPECS)
 
 
-def _headline(spec: _Spec, current: dict[str, Any] | None, previous: dict[str, Any] | None, as_of: dt.date) -> Headline:
+def _headline(
+    spec: _Spec,
+    current: dict[str, Any] | None,
+    previous: dict[str, Any] | None,
+    targets: Targets | None,
+    as_of: dt.date,
+) -> Headline:
     value = _number(current, spec.column)
     if current is None or value is None:
-        detail = "" if current is None else spec.detail(current)
+        detail = "" if current is None else _detail(spec, current, targets)
         return Headline(spec.key, spec.label, None, fmt.NO_DATA, "grey", detail, None, "")
     before = _number(previous, spec.column)
     change = None if before is None else value - before
@@ -185,10 +208,16 @@ def _headline(spec: _Spec, current: dict[str, Any] | None, previous: dict[str, A
         value=value,
         display=spec.show(current[spec.column]),
         flag=current[spec.flag_column] if spec.flag_column else None,
-        detail=spec.detail(current),
+        detail=_detail(spec, current, targets),
         change=change,
         change_display=_change(spec, change, previous is not None, as_of - WEEK),
     )
+
+
+def _detail(spec: _Spec, row: dict[str, Any], targets: Targets | None) -> str:
+    if spec.target is None:
+        return spec.detail(row)
+    return f"{spec.detail(row)} {spec.target(targets) if targets else NOT_RECORDED}"
 
 
 def _change(spec: _Spec, change: float | None, had_row: bool, week_before: dt.date) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from psycopg import IsolationLevel, sql
 
-from upshift.warehouse import WarehouseSettings
+from upshift.warehouse import WarehouseSettings, connect
 
 # mart -> (order of its rows, whether it keeps a row per as-of date: those are cut at the
 # review's as-of date; the others are rebuilt by every dbt run for that run's date).
@@ -60,7 +60,7 @@ def marts_schema(settings: WarehouseSettings) -> str:
 def read_marts(settings: WarehouseSettings, as_of: dt.date) -> dict[str, MartTable]:
     """Every mart of MARTS, read in one read-only repeatable-read transaction."""
     schema = marts_schema(settings)
-    with psycopg.connect(**settings.conninfo()) as conn:
+    with connect(settings) as conn:
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         present = {

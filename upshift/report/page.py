@@ -17,6 +17,7 @@ from upshift.report import formatting as fmt
 from upshift.report.charts import Band, Chart, Line, Series, render
 from upshift.report.headlines import Headline
 from upshift.report.marts import MARTS, MartTable
+from upshift.report.targets import Targets, targets_from_row
 
 TIERS = ("Cold", "Warming", "Ready", "Overdue")
 TIER_COLORS = {"Cold": "#9db4cc", "Warming": "#f2c14e", "Ready": "#ef8a2a", "Overdue": "#c8423b"}
@@ -27,7 +28,8 @@ RECENT_MONTHS = 12
 READY_LIST_LENGTH = 20
 # Days-to-upgrade buckets of the histogram: (label, upper bound exclusive).
 UPGRADE_BUCKETS = (("0-6", 7), ("7-13", 14), ("14-20", 21), ("21-29", 30), ("30-59", 60), ("60+", None))
-TARGET_DAYS = 14
+# Where a target would be stated when the headline row does not carry the targets.
+UNSTATED = "flagged against the targets of growth_headlines (not recorded for this date)"
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1d232b;
@@ -72,22 +74,24 @@ def render_page(
     as_of: dt.date,
     schema: str,
 ) -> str:
+    # Every threshold the page states or draws comes from the headline row's target columns.
+    targets = targets_from_row(headline_row)
     sections = (
         ("headlines", "Headline numbers", _headlines_section(marts["growth_headlines"], headlines, as_of, schema)),
         ("tier-mix", "Tier mix over time", _tier_mix_section(marts["tier_mix_daily"], as_of, schema)),
-        ("expansion-mrr", "Expansion MRR", _expansion_section(marts["mrr_movements"], schema)),
+        ("expansion-mrr", "Expansion MRR", _expansion_section(marts["mrr_movements"], targets, schema)),
         (
             "time-to-upgrade",
             "Time to upgrade",
             _time_to_upgrade_section(
-                marts["time_to_upgrade"], marts["ready_without_conversion"], headlines, headline_row, schema
+                marts["time_to_upgrade"], marts["ready_without_conversion"], headlines, headline_row, targets, schema
             ),
         ),
-        ("retention", "Upgrade retention at 90 days", _retention_section(marts["upgrade_retention"], schema)),
+        ("retention", "Upgrade retention at 90 days", _retention_section(marts["upgrade_retention"], targets, schema)),
         (
             "conversion",
             "Conversion and lift per trigger",
-            _conversion_section(marts["upsell_lift"], marts["upsell_conversion"], schema),
+            _conversion_section(marts["upsell_lift"], marts["upsell_conversion"], targets, schema),
         ),
         ("addressable-gap", "Addressable gap", _gap_section(marts["addressable_gap"], schema)),
         ("signal-backtest", "Signal backtest", _backtest_section(marts["signal_backtest"], schema)),
@@ -182,7 +186,7 @@ def _tier_mix_section(table: MartTable, as_of: dt.date, schema: str) -> str:
     )
 
 
-def _expansion_section(table: MartTable, schema: str) -> str:
+def _expansion_section(table: MartTable, targets: Targets | None, schema: str) -> str:
     if not table.rows:
         return _empty(table, schema, what="No paid subscription yet.")
     months = table.records()[-RECENT_MONTHS:]
@@ -208,19 +212,12 @@ def _expansion_section(table: MartTable, schema: str) -> str:
                 color,
                 [_when(row, "expansion_share_flag", flag, "expansion_share_of_new_mrr_pct") for row in months],
             )
-            for name, color, flag in (
-                ("25% or more", GREEN, "green"),
-                ("15-25%", AMBER, "amber"),
-                ("Below 15%", RED, "red"),
-            )
+            for name, color, flag in zip(_expansion_series_names(targets), (GREEN, AMBER, RED), FLAGS, strict=True)
         ],
         unit="%",
         stacked=True,
         half=True,
-        bands=(
-            Band(0, 15, "Underdeveloped, below 15%", "#f4b4b4"),
-            Band(25, 35, "Healthy, 25-35%", "#b9dfb9"),
-        ),
+        bands=_expansion_bands(targets),
     )
     rows = [
         [
@@ -237,9 +234,15 @@ def _expansion_section(table: MartTable, schema: str) -> str:
         ]
         for row in reversed(months)
     ]
+    bands = (
+        f"healthy at {_healthy_range(targets)} and underdeveloped below "
+        f"{fmt.edge(targets.expansion_share_underdeveloped_pct)}%"
+        if targets
+        else UNSTATED
+    )
     return (
         '<p class="note">Expansion is existing paying users raising their MRR; its share of new MRR '
-        "(new + expansion) is healthy at 25-35% and underdeveloped below 15%. Amounts in the plan catalog's "
+        f"(new + expansion) is {bands}. Amounts in the plan catalog's "
         f"currency; the current month is measured up to the as-of date. Last {RECENT_MONTHS} months; all months "
         "in mrr_movements.csv.</p>"
         f'<div class="grid2">{render(amounts)}{render(share)}</div>'
@@ -264,13 +267,18 @@ def _expansion_section(table: MartTable, schema: str) -> str:
 
 
 def _time_to_upgrade_section(
-    upgrades: MartTable, stuck: MartTable, headlines: Sequence[Headline], headline_row: Row | None, schema: str
+    upgrades: MartTable,
+    stuck: MartTable,
+    headlines: Sequence[Headline],
+    headline_row: Row | None,
+    targets: Targets | None,
+    schema: str,
 ) -> str:
     parts = []
     if not upgrades.rows:
         parts.append(_empty(upgrades, schema, what="No upgrade after a readiness trigger yet."))
     else:
-        parts.append(_time_to_upgrade_stats(upgrades, headlines, headline_row or {}))
+        parts.append(_time_to_upgrade_stats(upgrades, headlines, headline_row or {}, targets))
     parts.append("<h3>Sitting in Ready 30+ days without converting</h3>")
     if not stuck.exists:
         parts.append(_empty(stuck, schema))
@@ -303,8 +311,12 @@ def _time_to_upgrade_section(
     return "".join(parts)
 
 
-def _time_to_upgrade_stats(upgrades: MartTable, headlines: Sequence[Headline], headline_row: Row) -> str:
+def _time_to_upgrade_stats(
+    upgrades: MartTable, headlines: Sequence[Headline], headline_row: Row, targets: Targets | None
+) -> str:
     records = upgrades.records()
+    within_target = f"within {fmt.edge(targets.time_to_upgrade_target_days)} days" if targets else "within the target"
+    after_target = f"after {fmt.edge(targets.time_to_upgrade_target_days)} days" if targets else "after the target"
     median = next(headline for headline in headlines if headline.key == "time_to_upgrade")
     stats = (
         '<div class="stats">'
@@ -312,7 +324,7 @@ def _time_to_upgrade_stats(upgrades: MartTable, headlines: Sequence[Headline], h
         f'<div class="stat"><b>{fmt.days(headline_row.get("p75_days_to_upgrade"))}</b>'
         "<span>75th percentile</span></div>"
         f'<div class="stat"><b>{fmt.percent(headline_row.get("upgrades_within_target_pct"))}</b>'
-        f"<span>within {TARGET_DAYS} days (target: most)</span></div>"
+        f"<span>{within_target} (target: most)</span></div>"
         f'<div class="stat"><b>{fmt.count(headline_row.get("upgrades_measured"))}</b>'
         "<span>upgrades measured</span></div>"
         "</div>"
@@ -327,7 +339,7 @@ def _time_to_upgrade_stats(upgrades: MartTable, headlines: Sequence[Headline], h
         "time-to-upgrade",
         f"Days from the first readiness trigger to the upgrade ({fmt.count(len(records))} upgrades)",
         [label for label, _ in UPGRADE_BUCKETS],
-        [Series(f"Within {TARGET_DAYS} days", GREEN, within), Series(f"After {TARGET_DAYS} days", AMBER, beyond)],
+        [Series(within_target.capitalize(), GREEN, within), Series(after_target.capitalize(), AMBER, beyond)],
         stacked=True,
         half=True,
     )
@@ -339,24 +351,26 @@ def _time_to_upgrade_stats(upgrades: MartTable, headlines: Sequence[Headline], h
     )
 
 
-def _retention_section(table: MartTable, schema: str) -> str:
+def _retention_section(table: MartTable, targets: Targets | None, schema: str) -> str:
     if not table.rows:
         return _empty(table, schema, what="No upgrade is 90 days old yet.")
     cohorts = table.records()[-RECENT_MONTHS:]
     labels = [fmt.month(row["cohort_month"]) for row in cohorts]
+    floor = fmt.edge(targets.retention_floor_pct) if targets else ""
+    above, below = (f"{floor}% or more", f"Below {floor}%") if targets else _flag_names("green", "red")
     chart = Chart(
         "retention",
         "Share of upgraders still on the plan (or higher) 90 days later, by upgrade month",
         labels,
         [
-            Series("70% or more", GREEN, [_when(row, "retention_flag", "green", "retention_pct") for row in cohorts]),
-            Series("Below 70%", RED, [_when(row, "retention_flag", "red", "retention_pct") for row in cohorts]),
+            Series(above, GREEN, [_when(row, "retention_flag", "green", "retention_pct") for row in cohorts]),
+            Series(below, RED, [_when(row, "retention_flag", "red", "retention_pct") for row in cohorts]),
         ],
         unit="%",
         stacked=True,
         half=True,
         y_max=100,
-        lines=(Line(70, "70% floor", RED),),
+        lines=(Line(targets.retention_floor_pct, f"{floor}% floor", RED),) if targets else (),
     )
     rows = [
         [
@@ -369,7 +383,9 @@ def _retention_section(table: MartTable, schema: str) -> str:
         for row in reversed(cohorts)
     ]
     return (
-        '<p class="note">Below 70% the offer oversold what the tier delivers. Cohorts count upgrades at least '
+        '<p class="note">'
+        + (f"Below {floor}% the offer oversold what the tier delivers." if targets else f"Cohorts are {UNSTATED}.")
+        + " Cohorts count upgrades at least "
         f"90 days old; last {RECENT_MONTHS} cohorts shown.</p>"
         + '<div class="grid2">'
         + render(chart)
@@ -378,7 +394,7 @@ def _retention_section(table: MartTable, schema: str) -> str:
     )
 
 
-def _conversion_section(lift: MartTable, conversion: MartTable, schema: str) -> str:
+def _conversion_section(lift: MartTable, conversion: MartTable, targets: Targets | None, schema: str) -> str:
     if not lift.rows:
         return _empty(lift, schema, what="No trigger is 30 days old yet, so none can have converted.")
     records = lift.records()
@@ -392,7 +408,7 @@ def _conversion_section(lift: MartTable, conversion: MartTable, schema: str) -> 
             Series("Holdout", GREY, [_float(row["holdout_rate_pct"]) for row in per_trigger]),
         ],
         unit="%",
-        lines=(Line(12, "12%: guide's floor for triggered", GREEN), Line(4, "4%: broadcast ceiling", AMBER)),
+        lines=_conversion_lines(targets),
     )
     rows = [
         [
@@ -499,6 +515,51 @@ def _backtest_section(table: MartTable, schema: str) -> str:
             rows,
             numeric={2, 3, 4, 5, 6},
         )
+    )
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+FLAGS = ("green", "amber", "red")
+
+
+def _flag_names(*flags: str) -> tuple[str, ...]:
+    """Series named for their flag when the row carries no targets to name them by."""
+    return tuple(fmt.flag_word(flag).capitalize() for flag in flags)
+
+
+def _expansion_series_names(targets: Targets | None) -> tuple[str, ...]:
+    if targets is None:
+        return _flag_names(*FLAGS)
+    healthy, underdeveloped = (
+        fmt.edge(targets.expansion_share_healthy_pct),
+        fmt.edge(targets.expansion_share_underdeveloped_pct),
+    )
+    return (f"{healthy}% or more", f"{underdeveloped}-{healthy}%", f"Below {underdeveloped}%")
+
+
+def _expansion_bands(targets: Targets | None) -> tuple[Band, ...]:
+    if targets is None:
+        return ()
+    low, high = targets.expansion_share_healthy_pct, targets.expansion_share_healthy_max_pct
+    underdeveloped = targets.expansion_share_underdeveloped_pct
+    return (
+        Band(0, underdeveloped, f"Underdeveloped, below {fmt.edge(underdeveloped)}%", "#f4b4b4"),
+        Band(low, high, f"Healthy, {_healthy_range(targets)}", "#b9dfb9"),
+    )
+
+
+def _healthy_range(targets: Targets) -> str:
+    return f"{fmt.edge(targets.expansion_share_healthy_pct)}-{fmt.edge(targets.expansion_share_healthy_max_pct)}%"
+
+
+def _conversion_lines(targets: Targets | None) -> tuple[Line, ...]:
+    if targets is None:
+        return ()
+    triggered, broadcast = targets.conversion_triggered_target_pct, targets.conversion_broadcast_ceiling_pct
+    return (
+        Line(triggered, f"{fmt.edge(triggered)}%: guide's floor for triggered", GREEN),
+        Line(broadcast, f"{fmt.edge(broadcast)}%: broadcast ceiling", AMBER),
     )
 
 

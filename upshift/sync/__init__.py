@@ -9,8 +9,9 @@ The steps, each one function (and one Airflow operator in plugins/upshift_sync_o
 
 `open_context(warehouse, options)` connects and creates the state tables (state.sql);
 `run_sync(...)` runs every step of both destinations in order (users -> lists -> events), as
-the DAG does. Clients live in `clients` (HTTP only), settings in `settings`, failures in `errors`.
-See docs/sync.md.
+the DAG does. Clients live in `clients` (HTTP only), what differs per destination in
+`destinations`, the declared type of every field in `fields`, every limit and guardrail in
+`settings`, failures in `errors`. See docs/sync.md.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from upshift.sync.errors import (
     DestinationError,
     DestinationRejected,
     DestinationUnavailable,
+    MassRemovalRefused,
     SyncError,
     SyncModelsOutOfDate,
     SyncRunFailed,
+    TooManyRejected,
+    UndeliveredEvents,
 )
 from upshift.sync.events import sync_events
 from upshift.sync.lists import sync_iterable_lists
@@ -45,12 +49,15 @@ __all__ = [
     "DestinationRejected",
     "DestinationUnavailable",
     "IterableClient",
+    "MassRemovalRefused",
     "SyncContext",
     "SyncError",
     "SyncModelsOutOfDate",
     "SyncOptions",
     "SyncRunFailed",
     "SyncSettings",
+    "TooManyRejected",
+    "UndeliveredEvents",
     "ensure_state_schema",
     "open_context",
     "run_sync",

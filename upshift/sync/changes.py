@@ -5,7 +5,8 @@ accepted one), unchanged (same hash: nothing is sent), or removed (accepted befo
 the model now: Holdout or Cold). Only the attributes that differ from the accepted payload are
 sent, and an attribute that disappeared is sent as null (Braze removes it, Iterable sets null),
 so unchanged data points are never billed or re-fire journeys. A full resync sends every
-attribute of every model user, whatever the state says.
+attribute of every model user, whatever the state says. A user whose email differs from the
+accepted one is flagged `email_changed` (Iterable moves the profile with users/updateEmail).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class AcceptedUser:
     payload: dict[str, Any]
     payload_hash: str
     lists: tuple[str, ...] = ()
+    email: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ class UserChange:
     payload: dict[str, Any]
     payload_hash: str
     email: str | None = field(default=None, repr=False)
+    previous_email: str | None = field(default=None, repr=False)
+
+    @property
+    def email_changed(self) -> bool:
+        """The destination holds this user under another email than the model's."""
+        return self.kind == "changed" and bool(self.email and self.previous_email) and self.email != self.previous_email
 
 
 @dataclass
@@ -83,10 +91,11 @@ def plan_user_changes(
         else:
             send = attribute_diff(previous, row.payload)
         kind = "changed" if has_state else "new"
-        changes.append(UserChange(user_id, kind, send, row.payload, row.payload_hash, row.email))
+        previous_email = before.email if before is not None else None
+        changes.append(UserChange(user_id, kind, send, row.payload, row.payload_hash, row.email, previous_email))
     for user_id in sorted(set(accepted) - set(model)):
         before = accepted[user_id]
         if before.payload_hash:
             send = dict.fromkeys(before.payload)
-            changes.append(UserChange(user_id, "removed", send, {}, ""))
+            changes.append(UserChange(user_id, "removed", send, {}, "", previous_email=before.email))
     return UserPlan(changes, unchanged)

@@ -8,8 +8,9 @@ What each status means to a client, from the platforms' docs:
   still carry row-level `errors`: the caller reads them.
 - Iterable (https://api.iterable.com/api/docs): `Api-Key: <key>`; US base
   https://api.iterable.com, EU https://api.eu.iterable.com; a 429 `RateLimitExceeded` with no
-  documented header (a `Retry-After` is honoured when present); bulk answers list row failures
-  in `failedUpdates`.
+  documented header (a `Retry-After` is honoured when present; without one the client backs
+  off, at least `rate_limit_min_wait_seconds`, since the limits are per second); bulk answers
+  list row failures in `failedUpdates`.
 
 Retries: a 429 waits for the reset header (or `Retry-After`, else backoff); 5xx, timeouts and
 dropped connections back off exponentially (capped, with jitter). A request that is not
@@ -101,8 +102,10 @@ class ApiClient:
         self.close()
 
     def _limiter(self, group: str, limit: int, window_seconds: float) -> RateLimiter:
+        """One limiter per endpoint group; its window is widened by `rate_limit_margin_seconds`,
+        since the destination counts a request when it arrives, not when it left."""
         if group not in self._limiters:
-            self._limiters[group] = RateLimiter(limit, window_seconds)
+            self._limiters[group] = RateLimiter(limit, window_seconds + self.settings.rate_limit_margin_seconds)
         return self._limiters[group]
 
     def request(
@@ -210,7 +213,8 @@ class ApiClient:
             seconds = _retry_after_seconds(retry_after)
             if seconds is not None:
                 return min(cap, seconds), "Retry-After"
-        return _backoff(attempt, self.settings), "backoff"
+        floor = self.settings.rate_limit_min_wait_seconds
+        return min(cap, max(floor, _backoff(attempt, self.settings))), "backoff (no rate-limit header)"
 
 
 class BrazeClient(ApiClient):
@@ -263,19 +267,33 @@ class IterableClient(ApiClient):
             raise DestinationAuthError("iterable: no API key; set the Airflow connection's password")
         super().__init__(base_url, {"Api-Key": api_key}, settings)
 
-    def _bulk(self) -> RateLimiter:
-        return self._limiter("bulk", self.settings.iterable_bulk_rate_per_second, 1.0)
+    def _per_second(self, group: str, rate: int) -> RateLimiter:
+        return self._limiter(group, rate, 1.0)
 
     def _lists(self) -> RateLimiter:
-        return self._limiter("lists", self.settings.iterable_lists_rate_per_second, 1.0)
+        return self._per_second("lists", self.settings.iterable_lists_rate_per_second)
 
     def bulk_update_users(self, users: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """POST /api/users/bulkUpdate (merges dataFields; a null sets the field to null)."""
-        return self.request("POST", "/api/users/bulkUpdate", {"users": list(users)}, limiter=self._bulk())
+        limiter = self._per_second("bulk_update", self.settings.iterable_bulk_update_rate_per_second)
+        return self.request("POST", "/api/users/bulkUpdate", {"users": list(users)}, limiter=limiter)
+
+    def update_email(
+        self, new_email: str, *, current_user_id: str | None = None, current_email: str | None = None
+    ) -> dict[str, Any]:
+        """POST /api/users/updateEmail: move one profile (by userId or old email) to `new_email`.
+
+        A 400 (EmailAlreadyExists, UnknownUserIdError...) raises DestinationRejected with the body.
+        """
+        body: dict[str, Any] = {"newEmail": new_email}
+        body.update({"currentEmail": current_email} if current_email else {"currentUserId": current_user_id})
+        limiter = self._per_second("update_email", self.settings.iterable_update_email_rate_per_second)
+        return self.request("POST", "/api/users/updateEmail", body, limiter=limiter)
 
     def track_bulk(self, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """POST /api/events/trackBulk; events carry `id`, so a retry updates rather than duplicates."""
-        return self.request("POST", "/api/events/trackBulk", {"events": list(events)}, limiter=self._bulk())
+        limiter = self._per_second("track_bulk", self.settings.iterable_track_bulk_rate_per_second)
+        return self.request("POST", "/api/events/trackBulk", {"events": list(events)}, limiter=limiter)
 
     def lists(self) -> list[dict[str, Any]]:
         return self.request("GET", "/api/lists", limiter=self._lists()).get("lists", [])

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from upshift.sync.errors import SyncModelsOutOfDate
+from upshift.sync.errors import MassRemovalRefused, SyncModelsOutOfDate, TooManyRejected
 from upshift.sync.settings import SyncSettings
 from upshift.warehouse import WarehouseSettings, connect
 
@@ -28,12 +28,14 @@ DESTINATIONS = ("braze", "iterable")
 
 @dataclass(frozen=True)
 class SyncOptions:
-    """The knobs of one run: its id, the as-of date it syncs, dry run, full resync."""
+    """The knobs of one run: its id, the as-of date it syncs, dry run, full resync, and
+    `force_backfill`: send an as-of date older than the newest one already synced."""
 
     run_id: str
     as_of_date: dt.date | None = None
     dry_run: bool = False
     full_resync: bool = False
+    force_backfill: bool = False
 
 
 @dataclass
@@ -89,6 +91,64 @@ def check_models_as_of(context: SyncContext) -> None:
             f"The activation models in {context.marts_schema} were built for as-of "
             f"{', '.join(sorted(str(day) for day in built))}, not {wanted}: rebuild the stage_activation "
             "models for this date before syncing it (clear the dbt tasks of this run)."
+        )
+
+
+def newer_state_synced(context: SyncContext, destination: str) -> dt.date | None:
+    """The newest as-of date already synced to `destination` when it is newer than this run's.
+
+    The sync only moves forward per destination: an older as-of date (a backfill) would push
+    old attributes, removals and touchpoints over newer ones. None means: go ahead.
+    """
+    wanted = context.options.as_of_date
+    if wanted is None or context.options.force_backfill:
+        return None
+    rows = context.fetch(
+        sql.SQL(
+            "select max(as_of_date) as newest from {} where destination = %s and not dry_run "
+            "and coalesce(summary ->> 'skipped', '') = ''"
+        ).format(context.state("sync_log")),
+        (destination,),
+    )
+    newest = rows[0]["newest"] if rows else None
+    return newest if newest is not None and newest > wanted else None
+
+
+def skipped_backfill(log: StepLog, summary: dict[str, Any], newest: dt.date) -> dict[str, Any]:
+    """Write and return the summary of a step that sent nothing because newer state was synced."""
+    options = log.context.options
+    logger.warning(
+        "%s %s: as-of %s is older than %s, already synced to %s; sent nothing "
+        "(scores and history are written; pass force_backfill_sync to send it anyway)",
+        log.destination,
+        log.step,
+        options.as_of_date,
+        newest,
+        log.destination,
+    )
+    return log.write({**summary, "skipped": "backfill_over_newer_state", "newest_synced_as_of": str(newest)})
+
+
+def refuse_mass_removal(context: SyncContext, what: str, removing: int, holding: int) -> None:
+    """Fail before sending when a run would clear more than `max_removal_share` of what is held."""
+    share = context.settings.max_removal_share
+    if removing and removing > share * holding:
+        raise MassRemovalRefused(
+            f"{what}: this run would remove {removing} of the {holding} held at the destination "
+            f"({removing / max(holding, 1):.0%}, over max_removal_share {share:.0%}); nothing was sent. "
+            "Check the models (an empty or mostly empty payload usually means a bad build or config); "
+            "if the removal is intended, raise UPSHIFT_SYNC_MAX_REMOVAL_SHARE for this run."
+        )
+
+
+def fail_on_rejections(context: SyncContext, what: str, rejected: int, attempted: int) -> None:
+    """Fail (after everything is recorded) when the destination refused too large a share."""
+    share = context.settings.max_rejected_share
+    if attempted and rejected > share * attempted:
+        raise TooManyRejected(
+            f"{what}: {rejected} of {attempted} rows were refused ({rejected / attempted:.0%}, over "
+            f"max_rejected_share {share:.0%}). Each is in {context.settings.schema}.sync_errors for run "
+            f"{context.options.run_id} with the reason; fix the values and rerun."
         )
 
 

@@ -68,3 +68,15 @@ class SyncModelsOutOfDate(SyncError):
 
 class SyncRunFailed(SyncError):
     """A step ended with a destination failure after saving what was accepted; see sync_errors."""
+
+
+class MassRemovalRefused(SyncError):
+    """A run would clear more users or list memberships than `max_removal_share` allows; nothing was sent."""
+
+
+class TooManyRejected(SyncRunFailed):
+    """The destination refused more than `max_rejected_share` of a step's rows; all are in sync_errors."""
+
+
+class UndeliveredEvents(SyncRunFailed):
+    """Events whose delivery could not be settled within the run (see docs/sync.md, failure policy)."""

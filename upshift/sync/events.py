@@ -9,17 +9,24 @@ the attempt counted (committed); right after the destination accepts the batch t
 - Braze events have no idempotency key. A batch that got no clear answer (5xx, read timeout,
   dropped connection - possibly processed, like the emulator's `process_then_500`) or that was
   in flight when a run died (pending with an attempt) is marked `ambiguous`, never resent
-  blindly. On a later run, once it is `braze_reconcile_after_seconds` old (Braze processes
-  asynchronously), it is reconciled against Braze's own per-user event counts
-  (/users/export/ids `custom_events`): counts that prove delivery mark it `sent`, counts that
-  prove it never arrived mark it `failed` (resent now); anything else stays `ambiguous` in
-  sync_errors for an operator (docs/sync.md says how to settle it).
+  blindly. Within the same run the step waits (a bounded sleep) until the batch is
+  `braze_reconcile_after_seconds` old (Braze processes asynchronously), then reconciles it
+  against Braze's own per-user event counts (/users/export/ids `custom_events`): counts that
+  prove delivery mark it `sent`, counts that prove it never arrived mark it `failed` and it is
+  resent at once; up to `braze_reconcile_rounds` rounds. Whatever is still unsettled fails the
+  step (`UndeliveredEvents`, naming how many and why) - a run never ends green with a
+  touchpoint in doubt. docs/sync.md says how an operator settles one by hand.
+
+Events are rendered from their declared property types (fields.py). A step whose events were
+refused over `max_rejected_share` fails after recording them; an as-of date older than the
+newest already synced sends nothing unless forced.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -27,29 +34,39 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from upshift.sync.clients import BrazeClient, IterableClient
-from upshift.sync.context import StepLog, SyncContext, batches, record_errors, resolve_errors, samples
+from upshift.sync.context import (
+    StepLog,
+    SyncContext,
+    batches,
+    fail_on_rejections,
+    newer_state_synced,
+    record_errors,
+    resolve_errors,
+    samples,
+    skipped_backfill,
+)
+from upshift.sync.destinations import Destination, destination_for, typed_or_failures
 from upshift.sync.errors import (
     AmbiguousDelivery,
     DestinationAuthError,
     DestinationError,
     DestinationRejected,
     SyncRunFailed,
+    UndeliveredEvents,
     redact,
 )
-from upshift.sync.outcomes import braze_row_failures, iterable_row_failures
+from upshift.sync.fields import EVENT_PROPERTY_TYPES, check_declared
 
 logger = logging.getLogger("upshift.sync")
 
 STEP = "events"
-MODELS = {"braze": ("sync_braze__events", "external_id"), "iterable": ("sync_iterable__events", "user_id")}
 AMBIGUOUS = "ambiguous_delivery"
 
 
-def load_model_events(context: SyncContext, destination: str) -> list[dict[str, Any]]:
-    model, user_column = MODELS[destination]
+def load_model_events(context: SyncContext, target: Destination) -> list[dict[str, Any]]:
     query = sql.SQL(
         "select event_id, {} as user_id, event_name, occurred_at, properties from {} order by occurred_at, event_id"
-    ).format(sql.Identifier(user_column), context.model(model))
+    ).format(sql.Identifier(target.events_user_column), context.model(target.events_model))
     return context.fetch(query)
 
 
@@ -61,28 +78,43 @@ def load_ledger(context: SyncContext, destination: str) -> dict[str, dict[str, A
     return {row["event_id"]: row for row in rows}
 
 
+class _Delivery:
+    """Counters of the batches sent in one step, and the transport failure that stopped it."""
+
+    def __init__(self) -> None:
+        self.sent = self.failed = self.rejected = self.ambiguous = self.requests = 0
+        self.problem: DestinationError | None = None
+
+
 def sync_events(context: SyncContext, destination: str, client: BrazeClient | IterableClient | None) -> dict[str, Any]:
     """Deliver the events not yet accepted by `destination`; return the step's summary."""
     log = StepLog(context, STEP, destination)
-    options = context.options
-    events = load_model_events(context, destination)
+    options, settings = context.options, context.settings
+    target = destination_for(destination, settings)
     summary: dict[str, Any] = {"step": STEP, "destination": destination, "run_id": options.run_id}
-    summary.update(dry_run=options.dry_run, considered=len(events), reconciled_sent=0, reconciled_resend=0)
-    if destination == "braze" and not options.dry_run:
+    summary.update(dry_run=options.dry_run)
+    newest = newer_state_synced(context, destination)
+    if newest is not None:
+        return skipped_backfill(log, summary, newest)
+    events = load_model_events(context, target)
+    check_declared((event["properties"] or {} for event in events), EVENT_PROPERTY_TYPES, f"{destination} events")
+    summary.update(considered=len(events), reconciled_sent=0, reconciled_resend=0, reconcile_rounds=0)
+    if not options.dry_run:
         if client is None:
             raise ValueError("sync_events needs a client unless options.dry_run is set")
-        _flag_interrupted_braze_batches(context)
-        summary.update(_reconcile_braze(context, client))
+        if not target.events_resendable:
+            _flag_interrupted_batches(context, destination)
+        _add_reconciled(summary, target.resolve_ambiguous(context, client, wait=False)[0])
     ledger = load_ledger(context, destination)
     due, held = [], defaultdict(list)
     for event in events:
-        status = _status_for_sending(destination, ledger.get(event["event_id"]))
+        status = _status_for_sending(target, ledger.get(event["event_id"]))
         (due.append(event) if status == "due" else held[status].append(event["event_id"]))
     summary.update(
         due=len(due),
         already_sent=len(held["sent"]),
         ambiguous=len(held["ambiguous"]),
-        samples={"due": samples((event["event_id"] for event in due), context.settings.sample_size)},
+        samples={"due": samples((event["event_id"] for event in due), settings.sample_size)},
     )
     log.counts.update(considered=len(events), unchanged=len(held["sent"]))
     if options.dry_run:
@@ -94,115 +126,130 @@ def sync_events(context: SyncContext, destination: str, client: BrazeClient | It
             len(held["ambiguous"]),
         )
         return log.write(summary)
-    if client is None:
-        raise ValueError("sync_events needs a client unless options.dry_run is set")
 
-    settings = context.settings
-    size = settings.braze_attributes_per_request if destination == "braze" else settings.iterable_track_bulk_max_events
-    sent = failed = ambiguous = requests = 0
-    problem: DestinationError | None = None
-    for batch in batches(due, size):
-        requests += 1
-        _mark_pending(context, destination, batch)
-        ids = [event["event_id"] for event in batch]
-        try:
-            failures = _send(destination, client, batch)
-        except DestinationAuthError:
-            raise
-        except AmbiguousDelivery as error:
-            _settle(context, destination, [], {}, ambiguous={event_id: redact(str(error)) for event_id in ids})
-            ambiguous += len(ids)
-            continue
-        except DestinationRejected as rejected:
-            failures = _failures_of_rejected(destination, rejected, ids)
-        except DestinationError as error:
-            failures = {event_id: ("request_failed", redact(str(error))) for event_id in ids}
-            problem = error
-        accepted = [event_id for event_id in ids if event_id not in failures]
-        _settle(context, destination, accepted, failures)
-        sent += len(accepted)
-        failed += len(failures)
-        if problem is not None:
+    delivery = _Delivery()
+    _deliver(context, target, client, due, delivery)
+    by_id = {event["event_id"]: event for event in events}
+    while delivery.problem is None and summary["reconcile_rounds"] < settings.braze_reconcile_rounds:
+        if not _open_ambiguous(context, destination):
             break
-    summary.update(sent=sent, failed=failed, ambiguous=summary["ambiguous"] + ambiguous, requests=requests)
-    log.counts.update(sent=sent, failed=failed + ambiguous, events_sent=sent, events_failed=failed + ambiguous)
+        summary["reconcile_rounds"] += 1
+        counts, lost = target.resolve_ambiguous(context, client, wait=True)
+        _add_reconciled(summary, counts)
+        _deliver(context, target, client, [by_id[event_id] for event_id in lost if event_id in by_id], delivery)
+    undelivered = _open_ambiguous(context, destination)
+    summary.update(
+        sent=delivery.sent,
+        failed=delivery.failed,
+        ambiguous=undelivered,
+        requests=delivery.requests,
+    )
+    log.counts.update(
+        sent=delivery.sent,
+        failed=delivery.failed + undelivered,
+        events_sent=delivery.sent,
+        events_failed=delivery.failed + undelivered,
+    )
     summary = log.write(summary)
     logger.info(
         "%s events: %d considered, %d sent, %d failed, %d ambiguous, %d already sent, %d requests",
         destination,
         len(events),
-        sent,
-        failed,
-        summary["ambiguous"],
+        delivery.sent,
+        delivery.failed,
+        undelivered,
         len(held["sent"]),
-        requests,
+        delivery.requests,
     )
-    if problem is not None or ambiguous:
-        cause = problem or "a batch got no clear answer and was marked ambiguous (not resent)"
+    if delivery.problem is not None:
         raise SyncRunFailed(
-            f"{destination} events: {cause}. Accepted events are in the ledger; see "
+            f"{destination} events: {delivery.problem}. Accepted events are in the ledger; see "
             f"{settings.schema}.sync_errors for run {options.run_id} and docs/sync.md (failure policy)."
         )
+    if undelivered:
+        raise UndeliveredEvents(
+            f"{destination} events: {undelivered} touchpoints are undelivered or in doubt: their batches got no "
+            f"clear answer and {destination}'s own event counts, checked after waiting "
+            f"{settings.braze_reconcile_after_seconds:g}s ({summary['reconcile_rounds']} rounds), neither prove "
+            "nor disprove delivery, so they were not resent blindly. They are `ambiguous` in the event ledger "
+            f"and in {settings.schema}.sync_errors (reason {AMBIGUOUS}); docs/sync.md says how to settle them."
+        )
+    fail_on_rejections(context, f"{destination} events", delivery.rejected, delivery.sent + delivery.failed)
     return summary
 
 
-def _status_for_sending(destination: str, row: dict[str, Any] | None) -> str:
-    """due (send now), sent, or ambiguous (Braze: wait for reconciliation or an operator)."""
-    if row is None or row["status"] == "failed":
-        return "due"
-    if row["status"] == "sent":
-        return "sent"
-    if destination == "iterable":
-        return "due"  # pending/ambiguous: Iterable dedupes on id, resending is safe
-    if row["status"] == "pending" and not row["attempts"]:
-        return "due"
-    return "ambiguous"
+def _add_reconciled(summary: dict[str, Any], counts: dict[str, int]) -> None:
+    for key in ("reconciled_sent", "reconciled_resend"):
+        summary[key] += counts.get(key, 0)
 
 
-def _send(destination: str, client: Any, batch: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
-    ids = [event["event_id"] for event in batch]
-    if destination == "braze":
-        objects = [
-            {
-                "external_id": event["user_id"],
-                "name": event["event_name"],
-                "time": event["occurred_at"].astimezone(dt.UTC).isoformat(),
-                "properties": _properties(event),
-            }
-            for event in batch
+def _deliver(
+    context: SyncContext, target: Destination, client: Any, due: list[dict[str, Any]], delivery: _Delivery
+) -> None:
+    """Send `due` in batches through the ledger; stop at a transport failure (delivery.problem)."""
+    destination = target.name
+    for batch in batches(due, target.event_batch_size):
+        typed, failures = typed_or_failures(
+            batch, lambda event: event["event_id"], _present_properties, EVENT_PROPERTY_TYPES
+        )
+        sendable = [
+            {**event, "typed_properties": typed[event["event_id"]]} for event in batch if event["event_id"] in typed
         ]
-        return braze_row_failures(client.track(events=objects, idempotent=False), "events", ids)
-    entries = [
-        {
-            "id": event["event_id"],
-            "eventName": event["event_name"],
-            "userId": event["user_id"],
-            "createdAt": int(event["occurred_at"].timestamp()),
-            "dataFields": _properties(event),
-        }
-        for event in batch
-    ]
-    by_user: dict[str, list[str]] = defaultdict(list)
-    for event in batch:
-        by_user[event["user_id"]].append(event["event_id"])
-    failed_users = iterable_row_failures(client.track_bulk(entries), {user: user for user in by_user})
-    return {event_id: reason for user, reason in failed_users.items() for event_id in by_user[user]}
+        ids = [event["event_id"] for event in sendable]
+        if sendable:
+            delivery.requests += 1
+            _mark_pending(context, destination, sendable)
+            try:
+                failures.update(target.send_events(client, sendable))
+            except DestinationAuthError:
+                raise
+            except AmbiguousDelivery as error:
+                unclear = {event_id: redact(str(error)) for event_id in ids}
+                _settle(context, destination, [], failures, ambiguous=unclear)
+                delivery.failed += len(failures)
+                delivery.rejected += len(failures)
+                delivery.ambiguous += len(ids)
+                continue
+            except DestinationRejected as rejected:
+                failures.update(target.rejected(rejected, ids, "events"))
+            except DestinationError as error:
+                failures.update({event_id: ("request_failed", redact(str(error))) for event_id in ids})
+                delivery.problem = error
+        accepted = [event_id for event_id in ids if event_id not in failures]
+        _settle(context, destination, accepted, failures)
+        delivery.sent += len(accepted)
+        delivery.failed += len(failures)
+        delivery.rejected += sum(1 for reason, _ in failures.values() if reason != "request_failed")
+        if delivery.problem is not None:
+            return
 
 
-def _properties(event: dict[str, Any]) -> dict[str, Any]:
+def _present_properties(event: dict[str, Any]) -> dict[str, Any]:
     """Event properties without nulls (a touchpoint of a client has no worker comparison)."""
     return {key: value for key, value in (event["properties"] or {}).items() if value is not None}
 
 
-def _failures_of_rejected(
-    destination: str, rejected: DestinationRejected, ids: list[str]
-) -> dict[str, tuple[str, str]]:
-    body = rejected.body if isinstance(rejected.body, dict) else {}
-    if destination == "braze" and body.get("errors"):
-        failures = braze_row_failures(body, "events", ids)
-        if failures:
-            return failures
-    return {event_id: ("request_rejected", redact(str(rejected))) for event_id in ids}
+def _open_ambiguous(context: SyncContext, destination: str) -> int:
+    rows = context.fetch(
+        sql.SQL("select count(*) as n from {} where destination = %s and status = 'ambiguous'").format(
+            context.state("event_ledger")
+        ),
+        (destination,),
+    )
+    return int(rows[0]["n"])
+
+
+def _status_for_sending(target: Destination, row: dict[str, Any] | None) -> str:
+    """due (send now), sent, or ambiguous (no idempotency key: reconcile first)."""
+    if row is None or row["status"] == "failed":
+        return "due"
+    if row["status"] == "sent":
+        return "sent"
+    if target.events_resendable:
+        return "due"  # pending/ambiguous: the destination dedupes on id, resending is safe
+    if row["status"] == "pending" and not row["attempts"]:
+        return "due"
+    return "ambiguous"
 
 
 def _mark_pending(context: SyncContext, destination: str, batch: list[dict[str, Any]]) -> None:
@@ -223,7 +270,7 @@ def _mark_pending(context: SyncContext, destination: str, batch: list[dict[str, 
                     event["event_id"],
                     event["user_id"],
                     event["event_name"],
-                    Jsonb(_properties(event)),
+                    Jsonb(event["typed_properties"]),
                     context.options.run_id,
                 )
                 for event in batch
@@ -267,25 +314,47 @@ def _settle(
         resolve_errors(context, destination, STEP, "event", accepted)
 
 
-def _flag_interrupted_braze_batches(context: SyncContext) -> None:
-    """Braze events left pending with an attempt: a run died while their batch was in flight."""
+def _flag_interrupted_batches(context: SyncContext, destination: str) -> None:
+    """Events left pending with an attempt: a run died while their batch was in flight."""
     ledger = context.state("event_ledger")
     with context.conn.transaction():
         rows = context.conn.execute(
             sql.SQL(
                 "update {} set status = 'ambiguous', last_error = %s "
-                "where destination = 'braze' and status = 'pending' and attempts > 0 returning event_id"
+                "where destination = %s and status = 'pending' and attempts > 0 returning event_id"
             ).format(ledger),
-            ("the run stopped while this batch was in flight",),
+            ("the run stopped while this batch was in flight", destination),
         ).fetchall()
         detail = "a run stopped while the batch was in flight; it may or may not have been delivered"
-        record_errors(context, "braze", STEP, "event", {row[0]: (AMBIGUOUS, detail) for row in rows})
+        record_errors(context, destination, STEP, "event", {row[0]: (AMBIGUOUS, detail) for row in rows})
     if rows:
-        logger.warning("braze events: %d left in flight by an earlier run, marked ambiguous", len(rows))
+        logger.warning("%s events: %d left in flight by an earlier run, marked ambiguous", destination, len(rows))
 
 
-def _reconcile_braze(context: SyncContext, client: BrazeClient) -> dict[str, int]:
-    """Settle ambiguous Braze events from Braze's per-user event counts, where they prove the outcome."""
+def wait_until_reconcilable(context: SyncContext) -> float:
+    """Sleep until the newest ambiguous Braze batch is `braze_reconcile_after_seconds` old; the wait."""
+    rows = context.fetch(
+        sql.SQL(
+            "select max(last_attempt_at) as newest from {} where destination = 'braze' and status = 'ambiguous'"
+        ).format(context.state("event_ledger"))
+    )
+    newest = rows[0]["newest"]
+    if newest is None:
+        return 0.0
+    after = context.settings.braze_reconcile_after_seconds
+    ready_at = newest + dt.timedelta(seconds=after)
+    wait = min(after, max(0.0, (ready_at - dt.datetime.now(dt.UTC)).total_seconds()))
+    if wait:
+        logger.info("braze events: waiting %.1fs for Braze to process the ambiguous batches before checking", wait)
+        time.sleep(wait + 0.01)  # the cutoff is recomputed after waking: land just past it
+    return wait
+
+
+def reconcile_braze(context: SyncContext, client: BrazeClient) -> tuple[dict[str, int], list[str]]:
+    """Settle ambiguous Braze events from Braze's per-user event counts, where they prove the outcome.
+
+    Returns the counts and the ids proven lost (now `failed`, to send again).
+    """
     settings = context.settings
     ledger = context.state("event_ledger")
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.braze_reconcile_after_seconds)
@@ -297,7 +366,7 @@ def _reconcile_braze(context: SyncContext, client: BrazeClient) -> dict[str, int
         (cutoff,),
     )
     if not rows:
-        return {"reconciled_sent": 0, "reconciled_resend": 0}
+        return {"reconciled_sent": 0, "reconciled_resend": 0}, []
     uncertain: dict[tuple[str, str], list[str]] = defaultdict(list)
     for row in rows:
         uncertain[(row["user_id"], row["event_name"])].append(row["event_id"])
@@ -357,4 +426,4 @@ def _reconcile_braze(context: SyncContext, client: BrazeClient) -> dict[str, int
         len(lost),
         len(rows) - len(delivered) - len(lost),
     )
-    return {"reconciled_sent": len(delivered), "reconciled_resend": len(lost)}
+    return {"reconciled_sent": len(delivered), "reconciled_resend": len(lost)}, sorted(lost)

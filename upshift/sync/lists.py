@@ -6,6 +6,9 @@ unsubscribed from the lists they left - from all of them when they left the mode
 Cold). Memberships live in user_state.lists and change only after Iterable accepted the batch;
 a user whose attributes and lists are both gone is forgotten. Runs after the users step, with
 `updateExistingUsersOnly`, so a list never creates a profile the users step could not.
+The guardrails of the users step apply: a mass exit (over `max_removal_share` of the
+memberships held) fails before sending, refusals over `max_rejected_share` fail the step, and
+an older as-of date than the newest synced sends nothing unless forced.
 """
 
 from __future__ import annotations
@@ -18,7 +21,18 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from upshift.sync.clients import IterableClient
-from upshift.sync.context import StepLog, SyncContext, batches, record_errors, resolve_errors, samples
+from upshift.sync.context import (
+    StepLog,
+    SyncContext,
+    batches,
+    fail_on_rejections,
+    newer_state_synced,
+    record_errors,
+    refuse_mass_removal,
+    resolve_errors,
+    samples,
+    skipped_backfill,
+)
 from upshift.sync.errors import DestinationAuthError, DestinationError, SyncRunFailed, redact
 from upshift.sync.outcomes import NOT_A_FAILURE_ON_UNSUBSCRIBE, iterable_row_failures
 from upshift.sync.users import load_accepted_users, load_model_users
@@ -48,6 +62,10 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
     """Subscribe entries and unsubscribe exits; return the step's summary (also in sync_log)."""
     log = StepLog(context, STEP, DESTINATION)
     options = context.options
+    newest = newer_state_synced(context, DESTINATION)
+    if newest is not None:
+        summary = {"step": STEP, "destination": DESTINATION, "run_id": options.run_id, "dry_run": options.dry_run}
+        return skipped_backfill(log, summary, newest)
     wanted = {user_id: set(row.lists) for user_id, row in load_model_users(context, DESTINATION).items()}
     current = {user_id: set(row.lists) for user_id, row in load_accepted_users(context, DESTINATION).items()}
     entries, exits = plan_memberships(wanted, current, full_resync=options.full_resync)
@@ -78,9 +96,11 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
         return log.write(summary)
     if client is None:
         raise ValueError("sync_iterable_lists needs a client unless options.dry_run is set")
+    held = sum(len(names) for names in current.values())
+    refuse_mass_removal(context, "iterable lists", summary["unsubscribe"], held)
 
     list_ids = _ensure_lists(context, client, [name for name in names if name not in known], known)
-    done = failed = retried = requests = 0
+    done = failed = rejected = retried = requests = 0
     problem: DestinationError | None = None
     size = context.settings.iterable_list_max_subscribers
     for subscribe, plan in ((True, entries), (False, exits)):
@@ -106,6 +126,7 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
                 retried += _commit_membership(context, name, subscribe, accepted, failures)
                 done += len(accepted)
                 failed += len(failures)
+                rejected += sum(1 for reason, _ in failures.values() if reason != "request_failed")
                 if problem is not None:
                     break
             if problem is not None:
@@ -128,6 +149,7 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
         raise SyncRunFailed(
             f"iterable lists: {problem} Accepted memberships are saved; the rest follow on the next run."
         ) from problem
+    fail_on_rejections(context, "iterable lists", rejected, done + failed)
     return summary
 
 

@@ -18,6 +18,10 @@ create table if not exists {schema}.user_state (
     primary key (destination, user_id)
 );
 
+-- The email the destination holds the user under (Iterable), to send a change of email
+-- through users/updateEmail. Never logged.
+alter table {schema}.user_state add column if not exists email text;
+
 -- Outbox of trigger events: a row is pending (attempt recorded) before its batch is sent and
 -- sent right after the destination accepts it. ambiguous: the batch may or may not have been
 -- processed (Braze events have no idempotency key) - reconciled or reviewed, never resent blindly.

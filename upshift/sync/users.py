@@ -6,12 +6,18 @@ is its own transaction: the destination answers, then the accepted users' state 
 their open errors resolved, and the rows it refused go to sync_errors - so a run killed at any
 point loses nothing (an unacknowledged batch is simply sent again; attribute updates are
 idempotent) and a refused row is retried on every later run until it is accepted.
+
+Guardrails: attributes are rendered from their declared types (fields.py; a value that does not
+fit is an `invalid_value` row failure, an undeclared field stops the step); a run that would
+clear more than `max_removal_share` of the users held fails before sending; a step whose rows
+were refused over `max_rejected_share` fails after recording them; an as-of date older than
+the newest already synced to the destination sends nothing unless forced. A changed email goes
+through the destination's own path first (Iterable users/updateEmail).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from psycopg import sql
@@ -19,9 +25,21 @@ from psycopg.types.json import Jsonb
 
 from upshift.sync.changes import AcceptedUser, ModelUser, UserChange, plan_user_changes
 from upshift.sync.clients import BrazeClient, IterableClient
-from upshift.sync.context import StepLog, SyncContext, batches, record_errors, resolve_errors, samples
+from upshift.sync.context import (
+    StepLog,
+    SyncContext,
+    batches,
+    fail_on_rejections,
+    newer_state_synced,
+    record_errors,
+    refuse_mass_removal,
+    resolve_errors,
+    samples,
+    skipped_backfill,
+)
+from upshift.sync.destinations import Destination, destination_for, typed_or_failures
 from upshift.sync.errors import DestinationAuthError, DestinationError, DestinationRejected, SyncRunFailed, redact
-from upshift.sync.outcomes import braze_row_failures, iterable_row_failures
+from upshift.sync.fields import ATTRIBUTE_TYPES, check_declared
 
 logger = logging.getLogger("upshift.sync")
 
@@ -30,26 +48,17 @@ STEP = "users"
 
 def load_model_users(context: SyncContext, destination: str) -> dict[str, ModelUser]:
     """The rows of sync_<destination>__users, by user id."""
-    if destination == "braze":
-        query = sql.SQL("select external_id as user_id, attributes as payload, payload_hash from {}")
-        rows = context.fetch(query.format(context.model("sync_braze__users")))
-        return {row["user_id"]: ModelUser(row["user_id"], row["payload"], row["payload_hash"]) for row in rows}
-    query = sql.SQL("select user_id, email, data_fields as payload, list_names, payload_hash from {}")
-    rows = context.fetch(query.format(context.model("sync_iterable__users")))
-    return {
-        row["user_id"]: ModelUser(
-            row["user_id"], row["payload"], row["payload_hash"], row["email"], tuple(row["list_names"])
-        )
-        for row in rows
-    }
+    return destination_for(destination, context.settings).load_model_users(context)
 
 
 def load_accepted_users(context: SyncContext, destination: str) -> dict[str, AcceptedUser]:
     """The user_state rows of a destination, by user id."""
-    query = sql.SQL("select user_id, payload, payload_hash, lists from {} where destination = %s")
+    query = sql.SQL("select user_id, payload, payload_hash, lists, email from {} where destination = %s")
     rows = context.fetch(query.format(context.state("user_state")), (destination,))
     return {
-        row["user_id"]: AcceptedUser(row["user_id"], row["payload"], row["payload_hash"], tuple(row["lists"]))
+        row["user_id"]: AcceptedUser(
+            row["user_id"], row["payload"], row["payload_hash"], tuple(row["lists"]), row["email"]
+        )
         for row in rows
     }
 
@@ -62,21 +71,31 @@ def sync_users(context: SyncContext, destination: str, client: BrazeClient | Ite
     """
     log = StepLog(context, STEP, destination)
     options, settings = context.options, context.settings
-    model = load_model_users(context, destination)
-    plan = plan_user_changes(model, load_accepted_users(context, destination), full_resync=options.full_resync)
-    by_kind = {kind: plan.ids(kind) for kind in ("new", "changed", "removed")}
+    target = destination_for(destination, settings)
     summary: dict[str, Any] = {
         "step": STEP,
         "destination": destination,
         "run_id": options.run_id,
         "dry_run": options.dry_run,
         "full_resync": options.full_resync,
-        "considered": len(model) + len(by_kind["removed"]),
-        **{kind: len(ids) for kind, ids in by_kind.items()},
-        "unchanged": len(plan.unchanged),
-        "samples": {kind: samples(ids, settings.sample_size) for kind, ids in by_kind.items() if ids},
     }
+    newest = newer_state_synced(context, destination)
+    if newest is not None:
+        return skipped_backfill(log, summary, newest)
+    model = target.load_model_users(context)
+    accepted_users = load_accepted_users(context, destination)
+    plan = plan_user_changes(model, accepted_users, full_resync=options.full_resync)
+    by_kind = {kind: plan.ids(kind) for kind in ("new", "changed", "removed")}
+    summary.update(
+        considered=len(model) + len(by_kind["removed"]),
+        **{kind: len(ids) for kind, ids in by_kind.items()},
+        unchanged=len(plan.unchanged),
+        email_changes=sum(change.email_changed for change in plan.changes),
+        samples={kind: samples(ids, settings.sample_size) for kind, ids in by_kind.items() if ids},
+    )
     log.counts.update(considered=summary["considered"], unchanged=len(plan.unchanged))
+    check_declared((change.send for change in plan.changes), ATTRIBUTE_TYPES, f"{destination} users")
+    holding = sum(1 for user in accepted_users.values() if user.payload_hash)
     if options.dry_run:
         logger.info("%s users (dry run, nothing sent): %s", destination, _counts_line(summary))
         for kind, ids in summary["samples"].items():
@@ -84,25 +103,18 @@ def sync_users(context: SyncContext, destination: str, client: BrazeClient | Ite
         return log.write(summary)
     if client is None:
         raise ValueError("sync_users needs a client unless options.dry_run is set")
+    refuse_mass_removal(context, f"{destination} users", len(by_kind["removed"]), holding)
 
-    size, send_batch = _sender(destination, client, settings)
-    accepted = removed = failed = retried = requests = 0
+    accepted = removed = failed = rejected = retried = requests = 0
     problem: DestinationError | None = None
-    for batch in batches(plan.changes, size):
+    for batch in batches(plan.changes, target.user_batch_size):
         requests += 1
-        try:
-            failures = send_batch(batch)
-        except DestinationAuthError:
-            raise
-        except DestinationRejected as rejected:
-            failures = _failures_of_rejected(destination, rejected, batch)
-        except DestinationError as error:
-            failures = {change.user_id: ("request_failed", redact(str(error))) for change in batch}
-            problem = error
+        failures, problem = _send_batch(target, client, batch)
         done, retried_here = _commit_batch(context, destination, batch, failures)
         accepted += sum(1 for change in done if change.kind != "removed")
         removed += sum(1 for change in done if change.kind == "removed")
         failed += len(failures)
+        rejected += sum(1 for reason, _ in failures.values() if reason != "request_failed")
         retried += retried_here
         if problem is not None:
             break
@@ -116,52 +128,32 @@ def sync_users(context: SyncContext, destination: str, client: BrazeClient | Ite
             f"{destination} users: {problem} The accepted batches are saved; the rest are sent on the next run "
             f"(see {context.settings.schema}.sync_errors for run {options.run_id})."
         ) from problem
+    fail_on_rejections(context, f"{destination} users", rejected, len(plan.changes))
     return summary
 
 
-def _sender(
-    destination: str, client: Any, settings: Any
-) -> tuple[int, Callable[[list[UserChange]], dict[str, tuple[str, str]]]]:
-    """Batch size and a function that sends one batch and returns its row failures."""
-    if destination == "braze":
+def _send_batch(
+    target: Destination, client: Any, batch: list[UserChange]
+) -> tuple[dict[str, tuple[str, str]], DestinationError | None]:
+    """Send one batch: email changes first, then the typed attributes of the users still valid.
 
-        def send_braze(batch: list[UserChange]) -> dict[str, tuple[str, str]]:
-            objects = [{"external_id": change.user_id, **change.send} for change in batch]
-            return braze_row_failures(client.track(attributes=objects), "attributes", [c.user_id for c in batch])
-
-        return settings.braze_attributes_per_request, send_braze
-
-    def send_iterable(batch: list[UserChange]) -> dict[str, tuple[str, str]]:
-        entries = [_iterable_entry(change) for change in batch]
-        return iterable_row_failures(client.bulk_update_users(entries), batch_identities(batch))
-
-    return settings.iterable_bulk_update_max_users, send_iterable
-
-
-def _iterable_entry(change: UserChange) -> dict[str, Any]:
-    entry: dict[str, Any] = {"userId": change.user_id, "dataFields": change.send, "preferUserId": True}
-    if change.email and change.kind != "removed":
-        entry["email"] = change.email
-    return entry
-
-
-def batch_identities(batch: list[UserChange]) -> dict[str, str]:
-    """Identifier Iterable may echo (userId or email) -> user id, to map its failure lists back."""
-    identities = {change.user_id: change.user_id for change in batch}
-    identities.update({change.email: change.user_id for change in batch if change.email})
-    return identities
-
-
-def _failures_of_rejected(
-    destination: str, rejected: DestinationRejected, batch: list[UserChange]
-) -> dict[str, tuple[str, str]]:
-    """A 4xx for the whole batch: Braze's 'no valid object' 400 lists its row errors."""
-    body = rejected.body if isinstance(rejected.body, dict) else {}
-    if destination == "braze" and isinstance(body.get("errors"), list) and body["errors"]:
-        failures = braze_row_failures(body, "attributes", [change.user_id for change in batch])
-        if failures:
-            return failures
-    return {change.user_id: ("request_rejected", redact(str(rejected))) for change in batch}
+    Returns the row failures and the transport failure that stops the step (None: go on).
+    """
+    typed, failures = typed_or_failures(batch, lambda change: change.user_id, lambda c: c.send, ATTRIBUTE_TYPES)
+    try:
+        failures.update(target.send_email_changes(client, [c for c in batch if c.user_id not in failures]))
+        sendable = [change for change in batch if change.user_id not in failures]
+        if sendable:
+            failures.update(target.send_users(client, sendable, typed))
+    except DestinationAuthError:
+        raise
+    except DestinationRejected as refused:
+        ids = [change.user_id for change in batch if change.user_id not in failures]
+        failures.update(target.rejected(refused, ids, "attributes"))
+    except DestinationError as error:
+        failures.update({c.user_id: ("request_failed", redact(str(error))) for c in batch if c.user_id not in failures})
+        return failures, error
+    return failures, None
 
 
 def _commit_batch(
@@ -176,13 +168,20 @@ def _commit_batch(
         if kept:
             cursor.executemany(
                 sql.SQL(
-                    "insert into {} (destination, user_id, payload_hash, payload, accepted_at, run_id) "
-                    "values (%s, %s, %s, %s, now(), %s) on conflict (destination, user_id) do update set "
-                    "payload_hash = excluded.payload_hash, payload = excluded.payload, "
+                    "insert into {} (destination, user_id, payload_hash, payload, email, accepted_at, run_id) "
+                    "values (%s, %s, %s, %s, %s, now(), %s) on conflict (destination, user_id) do update set "
+                    "payload_hash = excluded.payload_hash, payload = excluded.payload, email = excluded.email, "
                     "accepted_at = excluded.accepted_at, run_id = excluded.run_id"
                 ).format(state),
                 [
-                    (destination, change.user_id, change.payload_hash, Jsonb(change.payload), context.options.run_id)
+                    (
+                        destination,
+                        change.user_id,
+                        change.payload_hash,
+                        Jsonb(change.payload),
+                        change.email,
+                        context.options.run_id,
+                    )
                     for change in kept
                 ],
             )

@@ -7,7 +7,12 @@
     - how many more contacts per profile view promoted workers get: contacts /
       views over the last 30 days of workers holding a worker boost plan vs the
       others.
-    A comparison is null when either group has no data. -#}
+    A comparison is null when either group has no data.
+    Each search's first hire after it is found by one sort per client and
+    category (searches and hires in time order, a running minimum read
+    backwards), never by joining every search to every hire: that join is
+    quadratic in a client's history and the planner cannot bound it. A hire at
+    the same instant as the search sorts before it, so "after" stays strict. -#}
 {%- set window_days = var('benchmark_window_days') -%}
 {%- set max_days = var('benchmark_search_to_hire_max_days') -%}
 
@@ -54,23 +59,56 @@ hires as (
 
 ),
 
+searches_and_hires as (
+
+    select
+        search_id,
+        client_id,
+        category,
+        searched_at as happened_at,
+        1 as same_instant_order,
+        cast(null as timestamp with time zone) as booked_at
+    from searches
+
+    union all
+
+    select
+        cast(null as text) as search_id,
+        client_id,
+        category,
+        booked_at as happened_at,
+        0 as same_instant_order,
+        booked_at
+    from hires
+    where booked_at < {{ as_of_timestamp() }}
+
+),
+
+next_hires as (
+
+    select
+        search_id,
+        client_id,
+        happened_at as searched_at,
+        min(booked_at) over (
+            partition by client_id, category
+            order by happened_at desc, same_instant_order desc
+            rows between unbounded preceding and 1 preceding
+        ) as next_booked_at
+    from searches_and_hires
+
+),
+
 search_to_hire as (
 
     select
-        searches.search_id,
-        searches.client_id,
-        min({{ dbt.datediff('searches.searched_at', 'hires.booked_at', 'second') }}) / 3600.0 as hours_to_hire
-    from searches
-    inner join hires
-        on
-            searches.client_id = hires.client_id
-            and searches.category = hires.category
-            and searches.searched_at < hires.booked_at
-            and {{ dbt.dateadd('day', max_days, 'searches.searched_at') }} >= hires.booked_at
-            and hires.booked_at < {{ as_of_timestamp() }}
-    group by
-        searches.search_id,
-        searches.client_id
+        search_id,
+        client_id,
+        {{ dbt.datediff('searched_at', 'next_booked_at', 'second') }} / 3600.0 as hours_to_hire
+    from next_hires
+    where
+        search_id is not null
+        and next_booked_at <= {{ dbt.dateadd('day', max_days, 'searched_at') }}
 
 ),
 

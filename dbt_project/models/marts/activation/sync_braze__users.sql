@@ -14,11 +14,11 @@ attributes as (
 final as (
 
     select
-        user_id as external_id,
-        role,
-        readiness_tier,
-        attributes,
-        attributes_hash as payload_hash
+        cast(user_id as {{ dbt.type_string() }}) as external_id,
+        cast(role as {{ dbt.type_string() }}) as role,
+        cast(readiness_tier as {{ dbt.type_string() }}) as readiness_tier,
+        cast(attributes as jsonb) as attributes,
+        cast(attributes_hash as {{ dbt.type_string() }}) as payload_hash
     from attributes
 
 )

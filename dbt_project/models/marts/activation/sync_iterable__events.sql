@@ -13,11 +13,11 @@ events as (
 final as (
 
     select
-        event_id,
-        user_id,
-        event_name,
+        cast(event_id as {{ dbt.type_string() }}) as event_id,
+        cast(user_id as {{ dbt.type_string() }}) as user_id,
+        cast(event_name as {{ dbt.type_string() }}) as event_name,
         occurred_at,
-        properties
+        cast(properties as jsonb) as properties
     from events
 
 )

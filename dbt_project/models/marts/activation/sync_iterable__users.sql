@@ -25,11 +25,11 @@ users as (
 final as (
 
     select
-        attributes.user_id,
-        users.email,
-        attributes.role,
-        attributes.readiness_tier,
-        attributes.attributes as data_fields,
+        cast(attributes.user_id as {{ dbt.type_string() }}) as user_id,
+        cast(users.email as {{ dbt.type_string() }}) as email,
+        cast(attributes.role as {{ dbt.type_string() }}) as role,
+        cast(attributes.readiness_tier as {{ dbt.type_string() }}) as readiness_tier,
+        cast(attributes.attributes as jsonb) as data_fields,
         jsonb_build_array(
             concat('upshift_', attributes.role, '_', lower(attributes.readiness_tier))
         ) as list_names,

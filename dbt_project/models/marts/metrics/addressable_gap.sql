@@ -3,8 +3,10 @@
     client_spend_frequency_window_days days who were never presented an upgrade
     offer (no exposure in raw offer_exposures before the as-of date), one row
     each, with the MRR at stake: the monthly price of the plan the Ready client
-    offer sells (plan catalog) minus what the client pays for the plan held now,
-    when positive. -#}
+    offer sells (plan catalog) minus what the client pays for the plan held now.
+    Clients who already pay that much or more (they hold that plan or the top
+    plan) have no MRR at stake and are not addressable: they are not listed, so
+    the headline does not count them. -#}
 with
 
 clients as (
@@ -55,8 +57,7 @@ final as (
         {{ as_of_date_literal() }} as as_of_date,
         clients.spend_frequency_booking_count as completed_bookings,
         plans.current_plan_code,
-        greatest(ready_offer_plan.target_monthly_price - coalesce(current_plans.monthly_price, 0), 0)
-            as mrr_at_stake
+        ready_offer_plan.target_monthly_price - coalesce(current_plans.monthly_price, 0) as mrr_at_stake
     from clients
     left join exposed
         on clients.client_id = exposed.user_id
@@ -65,7 +66,9 @@ final as (
     left join catalog as current_plans
         on plans.current_plan_code = current_plans.plan_code
     cross join ready_offer_plan
-    where exposed.user_id is null
+    where
+        exposed.user_id is null
+        and ready_offer_plan.target_monthly_price > coalesce(current_plans.monthly_price, 0)
 
 )
 

@@ -1,8 +1,16 @@
 {#- Monthly MRR movements from subscriptions, up to the as-of date (the current
     month is measured at the as-of date). A user's MRR at a month's end is the
-    sum of the MRR of their paid, non-trial periods active then (trials are
-    excluded until they convert: the paid period that follows counts). Each
-    user's month-end MRR is compared with the previous month's:
+    sum of the MRR of their paid, non-trial periods active in that month (trials
+    are excluded until they convert: the paid period that follows counts).
+    Boundary rule, as in dbt-labs' mrr-playbook: a period is active in month M
+    when start_month <= M < end_month, both ends on the same month basis
+    (start_month = the month of started_at, end_month = the month of ended_at).
+    So a period ending exactly at midnight on the 1st stays in the month it paid
+    for, a period from the 1st to the 1st counts in that one month, a plan
+    change exactly on the 1st is one expansion or contraction in the new month,
+    and a period ending mid-month is gone at that month's end. An end at or after
+    the as-of date is not known yet: the period is still open. Each user's
+    month-end MRR is compared with the previous month's:
     - new: a user's first paid MRR;
     - expansion: an increase of a paying user's MRR (an upgrade between paid
       plans, a boost on top of a plan);
@@ -35,8 +43,10 @@ paid_periods as (
     select
         user_id,
         mrr,
-        started_at,
-        ended_at
+        cast({{ dbt.date_trunc('month', 'started_at') }} as date) as start_month,
+        case
+            when ended_at < {{ as_of_timestamp() }} then cast({{ dbt.date_trunc('month', 'ended_at') }} as date)
+        end as end_month
     from {{ ref('int_subscriptions_validated') }}
     where
         is_valid
@@ -49,20 +59,19 @@ paid_periods as (
 bounds as (
 
     select
-        {{ dbt.date_trunc('month', 'min(started_at)') }} as first_month,
-        {{ dbt.date_trunc('month', dbt.dateadd('day', -1, as_of_timestamp())) }} as last_month
+        min(start_month) as first_month,
+        cast({{ dbt.date_trunc('month', dbt.dateadd('day', -1, as_of_timestamp())) }} as date) as last_month
     from paid_periods
 
 ),
 
 months as (
 
-    select
-        cast(month_starts.month_start as date) as month_start,
-        least(month_starts.month_start + interval '1 month', {{ as_of_timestamp() }}) as measured_at
+    select cast(month_starts.month_start as date) as month_start
     from bounds
-    cross join lateral generate_series(bounds.first_month, bounds.last_month, interval '1 month')
-        as month_starts (month_start)
+    cross join lateral generate_series(
+        cast(bounds.first_month as timestamp), cast(bounds.last_month as timestamp), interval '1 month'
+    ) as month_starts (month_start)
 
 ),
 
@@ -77,7 +86,6 @@ subscriber_months as (
 
     select
         months.month_start,
-        months.measured_at,
         subscribers.user_id
     from months
     cross join subscribers
@@ -94,8 +102,8 @@ month_end_mrr as (
     left join paid_periods
         on
             subscriber_months.user_id = paid_periods.user_id
-            and subscriber_months.measured_at > paid_periods.started_at
-            and (paid_periods.ended_at is null or subscriber_months.measured_at < paid_periods.ended_at)
+            and subscriber_months.month_start >= paid_periods.start_month
+            and (paid_periods.end_month is null or subscriber_months.month_start < paid_periods.end_month)
     group by
         subscriber_months.month_start,
         subscriber_months.user_id

@@ -1,8 +1,13 @@
 {#- Upgrade retention at metrics_retention_days (90) days, by cohort month of the
     upgrade: of the users who upgraded, the share still on the upgraded plan or
-    a higher-ranked one (paid, not a trial) that many days later. Only upgrades
-    at least that old count (an upgrade exactly 90 days before the as-of date
-    does). Below metrics_retention_floor_pct the flag is red: the offer oversold
+    a higher-ranked one (paid, not a trial) that many days later. A period is
+    held at that moment when started_at <= measured_at < ended_at (the same
+    half-open rule as mrr_movements' months), so a move to a higher plan exactly
+    on day 90 is retained and a move to a lower one exactly then is not. Only
+    upgrades at least that old count (an upgrade exactly 90 days before the
+    as-of date does). A cohort month is complete once its last possible upgrade
+    is that old (is_complete_cohort); the headlines report the latest complete
+    one. Below metrics_retention_floor_pct the flag is red: the offer oversold
     what the tier delivers. -#}
 {%- set retention_days = var('metrics_retention_days') -%}
 
@@ -48,7 +53,7 @@ measured as (
         on
             upgrades.user_id = paid_periods.user_id
             and upgrades.plan_rank <= paid_periods.plan_rank
-            and upgrades.measured_at > paid_periods.started_at
+            and upgrades.measured_at >= paid_periods.started_at
             and (paid_periods.ended_at is null or upgrades.measured_at < paid_periods.ended_at)
     group by
         upgrades.subscription_id,
@@ -62,6 +67,7 @@ final as (
     select
         cast(cohort_month as date) as cohort_month,
         {{ as_of_date_literal() }} as as_of_date,
+        {{ dbt.dateadd('month', 1, 'cohort_month') }} <= {{ window_start(retention_days) }} as is_complete_cohort,
         count(*) as upgrades,
         count(case when is_retained then 1 end) as retained,
         round(100.0 * count(case when is_retained then 1 end) / count(*), 1) as retention_pct,

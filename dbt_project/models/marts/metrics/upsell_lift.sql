@@ -1,14 +1,23 @@
 {#- Signal-triggered conversion against the holdout, per trigger type and offer
     (and `all`): the rates of treatment and holdout users, the absolute lift in
     percentage points and its 95% confidence interval (normal approximation of
-    the difference of two proportions). The lift is null while a side has no
+    the difference of two proportions). Each arm counts distinct users: a user
+    with several triggers or reached on several channels counts once, converted
+    when any of those triggers converted. The lift is null while a side has no
     users - with an empty holdout there is nothing to compare against. This is
     where "signal-triggered converts at 12-20% vs 2-4% broadcast" is checked. -#}
+{%- set arm_user_counts -%}
+        count(distinct case when arm = 'treatment' then user_id end) as treatment_users,
+        count(distinct case when arm = 'treatment' and has_converted then user_id end) as treatment_converted,
+        count(distinct case when arm = 'holdout' then user_id end) as holdout_users,
+        count(distinct case when arm = 'holdout' and has_converted then user_id end) as holdout_converted
+{%- endset %}
+
 with
 
-conversion as (
+observed as (
 
-    select * from {{ ref('upsell_conversion') }}
+    select * from {{ ref('int_triggers_conversions_observed') }}
 
 ),
 
@@ -17,11 +26,8 @@ by_offer as (
     select
         trigger_type,
         offer_code,
-        sum(case when arm = 'treatment' then users_triggered else 0 end) as treatment_users,
-        sum(case when arm = 'treatment' then users_converted else 0 end) as treatment_converted,
-        sum(case when arm = 'holdout' then users_triggered else 0 end) as holdout_users,
-        sum(case when arm = 'holdout' then users_converted else 0 end) as holdout_converted
-    from conversion
+        {{ arm_user_counts }}
+    from observed
     group by
         trigger_type,
         offer_code
@@ -31,11 +37,8 @@ by_offer as (
     select
         'all' as trigger_type,
         'all' as offer_code,
-        sum(case when arm = 'treatment' then users_triggered else 0 end) as treatment_users,
-        sum(case when arm = 'treatment' then users_converted else 0 end) as treatment_converted,
-        sum(case when arm = 'holdout' then users_triggered else 0 end) as holdout_users,
-        sum(case when arm = 'holdout' then users_converted else 0 end) as holdout_converted
-    from conversion
+        {{ arm_user_counts }}
+    from observed
 
 ),
 

@@ -1,0 +1,318 @@
+"""The benchmark scenarios: each takes a `Bench` and returns its figures (a flat dict).
+
+- `scoring`: one full `dbt build` against the floor - one bare `create table as select ...
+  group by user` per raw event table, measured in the same run on the same tables.
+- `daily`: a day's build (the day before built first) with 30 and with 365 days of history,
+  same users.
+- `dag`: `upgrade_readiness` under a real local scheduler (dry run) against one `dbt build`
+  of the same models on the same data.
+- `sync`: every user is new to both destinations, against the emulator with its documented
+  rate limits; then the same sync again, when nothing changed.
+- `memory`: peak RSS of the generator, gates, sync and report processes (measured by the
+  steps above, each in a child process of its own).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from benchmarks.measure import run_child, timed
+from upshift import dbt
+from upshift.warehouse import WarehouseSettings
+
+# Raw event table -> the user column its per-user aggregation groups by (the floor's pass).
+EVENT_TABLES = {
+    "bookings": "client_id",
+    "searches": "client_id",
+    "proposals": "worker_id",
+    "profile_views": "worker_id",
+    "contacts": "worker_id",
+    "subscriptions": "user_id",
+    "offer_exposures": "user_id",
+}
+CLIENT_SHARE = 0.7
+FLOOR_SCHEMA = "bench_floor"
+
+
+@dataclass
+class Bench:
+    """One benchmark run: the server, the size, the as-of date and where results go."""
+
+    server: WarehouseSettings
+    users: int
+    days: int
+    as_of: dt.date
+    out_dir: Path
+    seed: int = 42
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)
+
+    def database(self, name: str) -> WarehouseSettings:
+        """A fresh database `name` on the server (dropped first if it exists)."""
+        with psycopg.connect(**self.server.conninfo("postgres"), autocommit=True) as admin:
+            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        return self.server.with_database(name)
+
+    def drop(self, settings: WarehouseSettings) -> None:
+        with psycopg.connect(**self.server.conninfo("postgres"), autocommit=True) as admin:
+            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(settings.database)))
+
+
+def _dsn(settings: WarehouseSettings) -> str:
+    return " ".join(f"{key}={value}" for key, value in settings.conninfo().items())
+
+
+def generate(bench: Bench, settings: WarehouseSettings, days: int) -> dict[str, Any]:
+    """The synthetic marketplace at the bench's size, in a child process (its RSS counts)."""
+    clients = max(1, round(bench.users * CLIENT_SHARE))
+    child = run_child(
+        "upshift.generator",
+        [
+            "--clients",
+            str(clients),
+            "--workers",
+            str(max(1, bench.users - clients)),
+            "--days",
+            str(days),
+            "--as-of",
+            bench.as_of.isoformat(),
+            "--seed",
+            str(bench.seed),
+            "--schema",
+            settings.raw_schema,
+            "--quiet",
+        ],
+        env={**settings.env(), **_libpq_env(settings)},
+    )
+    bench.peak_rss_mib["generator"] = max(bench.peak_rss_mib.get("generator", 0.0), child.peak_rss_mib)
+    count = sql.SQL("select count(*) from {}")
+    with psycopg.connect(**settings.conninfo(), autocommit=True) as conn:
+        events = sum(
+            conn.execute(count.format(sql.Identifier(settings.raw_schema, table))).fetchone()[0]
+            for table in EVENT_TABLES
+        )
+    return {"seconds": child.seconds, "events": events}
+
+
+def _libpq_env(settings: WarehouseSettings) -> dict[str, str]:
+    """PG* variables for a child that connects with libpq defaults (the generator's --dsn '')."""
+    info = settings.conninfo()
+    env = {"PGHOST": str(info["host"]), "PGPORT": str(info["port"]), "PGUSER": str(info["user"])}
+    env["PGDATABASE"] = str(info["dbname"])
+    if settings.password:
+        env["PGPASSWORD"] = settings.password
+    return env
+
+
+def dbt_build(bench: Bench, settings: WarehouseSettings, as_of: dt.date) -> float:
+    """Seconds for one `dbt build` of the whole project (data tests included, unit tests not).
+
+    Its artifacts go to the bench's folder: the project's target/ holds the manifest a running
+    Airflow renders the DAG from, which a build there would rewrite under it.
+    """
+    with timed() as timer:
+        dbt.run_dbt(
+            [
+                "build",
+                "--exclude-resource-type",
+                "unit_test",
+                "--vars",
+                json.dumps({"as_of_date": as_of.isoformat()}),
+                "--target-path",
+                str(bench.out_dir / "dbt-target"),
+                "--quiet",
+            ],
+            settings,
+        )
+    return timer.seconds
+
+
+def floor(settings: WarehouseSettings) -> float:
+    """Seconds for one bare per-user aggregation over each raw event table."""
+    with psycopg.connect(**settings.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(FLOOR_SCHEMA)))
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(FLOOR_SCHEMA)))
+        with timed() as timer:
+            for table, user_column in EVENT_TABLES.items():
+                conn.execute(
+                    sql.SQL("create table {} as select {user}, count(*) as events from {} group by {user}").format(
+                        sql.Identifier(FLOOR_SCHEMA, table),
+                        sql.Identifier(settings.raw_schema, table),
+                        user=sql.Identifier(user_column),
+                    )
+                )
+        conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(FLOOR_SCHEMA)))
+    return timer.seconds
+
+
+def scoring(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
+    """Full build vs floor on the bench's world (generated here)."""
+    generated = generate(bench, settings, bench.days)
+    build_seconds = dbt_build(bench, settings, bench.as_of)
+    floor_seconds = floor(settings)
+    return {
+        "users": bench.users,
+        "days": bench.days,
+        "events": generated["events"],
+        "generate_s": generated["seconds"],
+        "dbt_build_s": build_seconds,
+        "floor_s": floor_seconds,
+        "build_vs_floor": build_seconds / floor_seconds if floor_seconds else math.nan,
+        "goal_build_vs_floor_max": 3.0,
+    }
+
+
+def daily(bench: Bench, _settings: WarehouseSettings) -> dict[str, Any]:
+    """A day's build at 30 and at 365 days of history, same users; the day before is built first."""
+    figures: dict[str, Any] = {"users": bench.users}
+    for days in (30, 365):
+        settings = bench.database(f"upshift_bench_daily_{days}")
+        try:
+            figures[f"events_{days}d"] = generate(bench, settings, days)["events"]
+            dbt_build(bench, settings, bench.as_of - dt.timedelta(days=1))
+            figures[f"daily_build_{days}d_s"] = dbt_build(bench, settings, bench.as_of)
+        finally:
+            bench.drop(settings)
+    figures["daily_365_vs_30"] = figures["daily_build_365d_s"] / figures["daily_build_30d_s"]
+    figures["goal_daily_365_vs_30_max"] = 1.2
+    return figures
+
+
+def dag(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
+    """The whole DAG under a real scheduler (dry run) vs one dbt build, same data and as-of."""
+    from upshift.local_airflow import DAG_ID, LocalAirflow, state_counts
+
+    build_seconds = dbt_build(bench, settings, bench.as_of)
+    dbt.parse(settings)
+    stack = LocalAirflow(
+        settings,
+        metadata_database=f"{settings.database}_airflow",
+        home=bench.out_dir / "airflow",
+        quiet=True,
+    )
+    stack.prepare()
+    stack.start()
+    try:
+        api = stack.wait_until_ready(timeout=600)
+        api.unpause(DAG_ID)
+        started = time.perf_counter()
+        run_id = api.trigger(DAG_ID, bench.as_of, {"dry_run": True})
+        state = api.wait_for_run(DAG_ID, run_id, timeout=6 * 3600)
+        dag_seconds = time.perf_counter() - started
+        states = api.task_states(DAG_ID, run_id)
+    finally:
+        stack.stop()
+        bench.drop(replace(settings, database=stack.metadata_database))
+    return {
+        "users": bench.users,
+        "dag_state": state,
+        "tasks": len(states),
+        "task_states": state_counts(states),
+        "dag_s": dag_seconds,
+        "dbt_build_s": build_seconds,
+        "dag_vs_build": dag_seconds / build_seconds,
+        "goal_dag_vs_build_max": 1.5,
+    }
+
+
+def _emulator_ceilings() -> tuple[Any, dict[str, float]]:
+    """Emulator settings (documented limits, fresh keys) and each destination's users/s ceiling."""
+    from upshift.emulator import EmulatorSettings
+
+    emulator = EmulatorSettings(
+        braze_api_key=f"braze-{secrets.token_hex(8)}", iterable_api_key=f"iterable-{secrets.token_hex(8)}"
+    )
+    ceilings = {
+        "braze": emulator.braze_track_rate_limit
+        / emulator.braze_track_rate_window_seconds
+        * emulator.braze_max_objects_per_array,
+        "iterable": emulator.iterable_bulk_update_rate_per_second * emulator.iterable_bulk_update_max_users,
+    }
+    return emulator, ceilings
+
+
+def sync(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
+    """First sync (every user new) and a second one (nothing changed), against the emulator."""
+    from upshift.emulator.server import start_subprocess
+    from upshift.sync import SyncSettings
+
+    emulator_settings, ceilings = _emulator_ceilings()
+    batch = {
+        "braze": SyncSettings().braze_max_objects_per_array,
+        "iterable": SyncSettings().iterable_bulk_update_max_users,
+    }
+    emulator = start_subprocess(emulator_settings)
+    env = {
+        **settings.env(),
+        "BENCH_BRAZE_API_KEY": emulator_settings.braze_api_key,
+        "BENCH_ITERABLE_API_KEY": emulator_settings.iterable_api_key,
+    }
+    try:
+        arguments = ["sync", "--as-of", bench.as_of.isoformat(), "--emulator", emulator.url]
+        first = run_child("benchmarks.steps", [*arguments, "--run-id", "bench-first"], env=env)
+        second = run_child("benchmarks.steps", [*arguments, "--run-id", "bench-second"], env=env)
+    finally:
+        emulator.stop()
+    bench.peak_rss_mib["sync"] = max(first.peak_rss_mib, second.peak_rss_mib)
+    figures: dict[str, Any] = {"users": bench.users, "sync_s": first.seconds, "resync_unchanged_s": second.seconds}
+    for destination in ("braze", "iterable"):
+        step = first.result[f"{destination}_users"]
+        changed = step.get("new", 0) + step.get("changed", 0)
+        throughput = changed / step["seconds"] if step["seconds"] else math.nan
+        expected_requests = math.ceil(changed / batch[destination])
+        figures.update(
+            {
+                f"{destination}_changed_users": changed,
+                f"{destination}_users_per_s": throughput,
+                f"{destination}_ceiling_users_per_s": ceilings[destination],
+                f"{destination}_share_of_ceiling": throughput / ceilings[destination],
+                f"{destination}_requests": step["requests"],
+                f"{destination}_seconds_in_emulator": step.get("emulator_seconds", math.nan),
+                f"{destination}_seconds_in_sync": step["seconds"],
+                f"{destination}_requests_vs_minimum": step["requests"] / expected_requests if expected_requests else 0,
+                f"{destination}_unchanged_rerun_requests": second.result[f"{destination}_users"]["requests"],
+                f"goal_{destination}_share_of_ceiling_min": 0.9,
+                f"goal_{destination}_requests_vs_minimum_max": 1.01,
+            }
+        )
+    figures["unchanged_rerun_requests_all_steps"] = sum(step["requests"] for step in second.result.values())
+    figures["unchanged_rerun_requests_by_step"] = {name: step["requests"] for name, step in second.result.items()}
+    figures["goal_unchanged_rerun_requests_all_steps_max"] = 0
+    return figures
+
+
+def memory(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
+    """Peak RSS of the gates and report processes here; generator and sync come from their scenarios."""
+    gates_run = run_child("benchmarks.steps", ["gates", "--as-of", bench.as_of.isoformat()], env=settings.env())
+    bench.peak_rss_mib["gates"] = gates_run.peak_rss_mib
+    report_run = run_child(
+        "upshift.report",
+        ["--as-of", bench.as_of.isoformat(), "--out", str(bench.out_dir / "growth_review")],
+        env=settings.env(),
+    )
+    bench.peak_rss_mib["report"] = report_run.peak_rss_mib
+    figures: dict[str, Any] = {"users": bench.users, "gates_s": gates_run.seconds, "report_s": report_run.seconds}
+    figures.update({f"{name}_peak_rss_mib": value for name, value in sorted(bench.peak_rss_mib.items())})
+    figures["gates"] = gates_run.result
+    return figures
+
+
+SCENARIOS: dict[str, Callable[[Bench, WarehouseSettings], dict[str, Any]]] = {
+    "scoring": scoring,
+    "dag": dag,
+    "sync": sync,
+    "memory": memory,
+    "daily": daily,
+}
