@@ -159,6 +159,13 @@ def _load_fixture_marts(conn: psycopg.Connection, settings: WarehouseSettings, d
             copy.write(path.read_bytes())
 
 
+def _marts_from_fixtures(conn: psycopg.Connection, built: WarehouseSettings, folder: str) -> WarehouseSettings:
+    """Marts of their own schema `<folder>_marts` holding the rows of tests/fixtures/report/<folder>/."""
+    settings = _copy_of_marts(conn, built, folder)
+    _load_fixture_marts(conn, settings, FIXTURES / folder)
+    return settings
+
+
 def _csv_rows(path: Path) -> int:
     with path.open(newline="", encoding="utf-8") as handle:
         return sum(1 for _ in csv.reader(handle)) - 1
@@ -318,8 +325,7 @@ def test_hand_made_marts_show_the_expected_numbers_changes_and_lists(
 def test_hand_made_marts_with_moved_targets_state_and_draw_the_rows_targets(
     built: WarehouseSettings, pg_conn: psycopg.Connection, tmp_path: Path
 ) -> None:
-    fixture = _copy_of_marts(pg_conn, built, "moved_targets")
-    _load_fixture_marts(pg_conn, fixture, FIXTURES / "moved_targets")
+    fixture = _marts_from_fixtures(pg_conn, built, "moved_targets")
 
     result = build_growth_review(fixture, AS_OF, tmp_path)
 
@@ -361,8 +367,7 @@ def test_hand_made_marts_with_moved_targets_state_and_draw_the_rows_targets(
 def test_a_headline_row_without_target_columns_says_so_and_draws_no_threshold(
     built: WarehouseSettings, pg_conn: psycopg.Connection, tmp_path: Path
 ) -> None:
-    fixture = _copy_of_marts(pg_conn, built, "unrecorded_targets")
-    _load_fixture_marts(pg_conn, fixture, FIXTURES / "unrecorded_targets")
+    fixture = _marts_from_fixtures(pg_conn, built, "unrecorded_targets")
 
     result = build_growth_review(fixture, AS_OF, tmp_path)
 
