@@ -128,6 +128,9 @@ class IterableProject:
     def reset(self) -> None:
         with self._lock:
             self._users: list[dict[str, Any]] = []
+            # Lookups by identity (the first profile holding a userId or an email).
+            self._by_user_id: dict[str, dict[str, Any]] = {}
+            self._by_email: dict[str, dict[str, Any]] = {}
             self._events: dict[str, dict[str, Any]] = {}
             self._lists: dict[int, dict[str, Any]] = {}
             self._members: dict[int, set[int]] = {}
@@ -188,13 +191,13 @@ class IterableProject:
                 if profile is None:
                     return error(400, "No user exists with the current email", "UnknownEmailError")
             else:
-                profile = next((user for user in self._users if user.get("userId") == current_user_id), None)
+                profile = self._by_user_id.get(str(current_user_id))
                 if profile is None:
                     return error(400, f"No user exists with userId {current_user_id}", "UnknownUserIdError")
             holder = self._find(new_email, None, by_email_only=True)
             if holder is not None and holder is not profile:
                 return error(400, "A user with the new email already exists", "EmailAlreadyExists")
-            profile["email"] = new_email
+            self._set_identity(profile, "email", new_email)
             profile["profileUpdatedAt"] = _iterable_time()
             for event in self._events.values():
                 if event["_profile"] == profile["_key"]:
@@ -383,11 +386,11 @@ class IterableProject:
     def _find(self, email: str | None, user_id: str | None, by_email_only: bool = False) -> dict[str, Any] | None:
         by_email_only = by_email_only or (self._email_based and bool(email))
         if user_id and not by_email_only:
-            found = next((user for user in self._users if user.get("userId") == user_id), None)
+            found = self._by_user_id.get(user_id)
             if found:
                 return found
         if email:
-            return next((user for user in self._users if user.get("email") == email), None)
+            return self._by_email.get(email)
         return None
 
     def _upsert(self, email: str | None, user_id: str | None) -> dict[str, Any]:
@@ -397,10 +400,19 @@ class IterableProject:
             profile["signupDate"] = _iterable_time()
             self._users.append(profile)
         if email and not profile.get("email"):
-            profile["email"] = email
+            self._set_identity(profile, "email", email)
         if user_id and (not profile.get("userId") or self._email_based):
-            profile["userId"] = user_id
+            self._set_identity(profile, "userId", user_id)
         return profile
+
+    def _set_identity(self, profile: dict[str, Any], key: str, value: str) -> None:
+        """Set a profile's email or userId and keep the lookup by it in step."""
+        index = self._by_email if key == "email" else self._by_user_id
+        old = profile.get(key)
+        if old is not None and index.get(old) is profile:
+            del index[old]
+        profile[key] = value
+        index.setdefault(value, profile)
 
     def _merge(self, profile: dict[str, Any], data_fields: dict[str, Any], item: dict[str, Any]) -> list[str]:
         created = self._register_types(data_fields)
