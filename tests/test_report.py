@@ -342,12 +342,12 @@ def test_hand_made_marts_with_moved_targets_state_and_draw_the_rows_targets(
     }, "the cards carry the mart's flags, computed against the moved targets (64% retention over a 60% floor)"
     assert "Healthy 30-40%; below 20% the upsell motion is underdeveloped." in headlines["expansion_share"].detail
     assert "Target: within 10 days; amber within 12." in headlines["time_to_upgrade"].detail
-    assert "Green under 20% of Ready and Overdue users, amber under 40%." in (
+    assert "Green under 20% of Ready and Overdue users, amber under 40%:" in (
         headlines["ready_without_conversion"].detail
     )
     assert "Below 60% the offer oversold what the tier delivers." in headlines["retention"].detail
     assert "Green from 15% (signal-triggered offers), amber above 8%" in headlines["conversion"].detail
-    assert "above +5.0 pts, amber when the lift is above +3.0 pts" in headlines["lift"].detail
+    assert "above 5 pts, amber when the lift is above 3 pts" in headlines["lift"].detail
     expansion = page.sections["expansion-mrr"]
     for text in ("healthy at 30-40% and underdeveloped below 20%", "30% or more", "20-30%", "Below 20%"):
         assert text in expansion, text

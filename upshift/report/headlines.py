@@ -101,10 +101,11 @@ SPECS = (
         fmt.count,
         -1,
         _users,
-        lambda row: "More means the offer or channel is wrong.",
+        lambda row: "",
         lambda targets: (
             f"Green under {fmt.edge(targets.ready_without_conversion_green_below_pct)}% of Ready and Overdue "
-            f"users, amber under {fmt.edge(targets.ready_without_conversion_amber_below_pct)}%."
+            f"users, amber under {fmt.edge(targets.ready_without_conversion_amber_below_pct)}%: more means the "
+            "offer or channel is wrong."
         ),
     ),
     _Spec(
@@ -146,8 +147,8 @@ SPECS = (
             else "No holdout users to compare against yet."
         ),
         lambda targets: (
-            f"Green when its low end is above {fmt.points(targets.lift_ci_low_green_above_pct_points)}, amber "
-            f"when the lift is above {fmt.points(targets.lift_amber_above_pct_points)}."
+            f"Green when its low end is above {fmt.edge(targets.lift_ci_low_green_above_pct_points)} pts, amber "
+            f"when the lift is above {fmt.edge(targets.lift_amber_above_pct_points)} pts."
         ),
     ),
     _Spec(
@@ -217,7 +218,7 @@ def _headline(
 def _detail(spec: _Spec, row: dict[str, Any], targets: Targets | None) -> str:
     if spec.target is None:
         return spec.detail(row)
-    return f"{spec.detail(row)} {spec.target(targets) if targets else NOT_RECORDED}"
+    return " ".join(part for part in (spec.detail(row), spec.target(targets) if targets else NOT_RECORDED) if part)
 
 
 def _change(spec: _Spec, change: float | None, had_row: bool, week_before: dt.date) -> str:
