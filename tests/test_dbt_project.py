@@ -51,6 +51,11 @@ def _build(settings: WarehouseSettings, as_of: dt.date, *args: str) -> None:
     run_dbt(["build", "--exclude-resource-type", "unit_test", *_vars(as_of), *args], settings)
 
 
+def _unit_test_results(results: object) -> list:
+    """The unit tests' results of a `dbt test` run, without its on-run-start hooks (var checks)."""
+    return [result for result in results if str(result.node.resource_type) == "unit_test"]
+
+
 def _checksum(conn: psycopg.Connection, schema: str, table: str) -> str:
     query = sql.SQL("select md5(coalesce(string_agg(t::text, E'\\n' order by t::text), '')) from {} as t")
     return conn.execute(query.format(sql.Identifier(schema, table))).fetchone()[0]
@@ -74,8 +79,7 @@ def marts_schema(built: WarehouseSettings) -> str:
 def test_dbt_unit_tests_pass(built: WarehouseSettings) -> None:
     results = run_dbt(["test", "--select", "test_type:unit", *_vars(AS_OF)], built)
 
-    # The run's results also hold the on-run-start hook that validates the vars.
-    results = [result for result in results if str(result.node.resource_type) == "unit_test"]
+    results = _unit_test_results(results)
     names = {result.node.name for result in results}
     assert {
         "client_signals_fire_exactly_at_their_edges",
@@ -272,7 +276,7 @@ def test_dbt_unit_tests_pass_under_a_new_york_session(
     time zone the server, the database and the caller's PGTZ name."""
     monkeypatch.setenv("PGTZ", NEW_YORK)
 
-    results = run_dbt(["test", "--select", "test_type:unit", *_vars(AS_OF)], new_york_built)
+    results = _unit_test_results(run_dbt(["test", "--select", "test_type:unit", *_vars(AS_OF)], new_york_built))
 
     assert results
     assert {str(result.status) for result in results} == {"pass"}
