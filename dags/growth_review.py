@@ -12,8 +12,8 @@ the signal backtest. One self-contained HTML file (readable offline) plus a CSV 
 
 **Tasks.**
 - `wait_for_metrics`: waits (rescheduling, not holding a worker slot) until `upgrade_readiness`
-  has built the metrics for the same as-of date - its run for the day ending at this interval's
-  end.
+  has built and tested the metrics for the same as-of date (its `metrics.dbt_project_test`
+  task, in its run for the day ending at this interval's end).
 - `review`: builds the report from the measurement marts (`upshift.report`) into
   `<UPSHIFT_HOME>/growth_review/<as_of>/` and returns its headlines and path.
 
@@ -75,7 +75,11 @@ def growth_review() -> None:
     wait_for_metrics = ExternalTaskSensor(
         task_id="wait_for_metrics",
         external_dag_id="upgrade_readiness",
-        external_task_group_id="metrics",
+        # The metrics stage's data tests run after every metrics model: their success means the
+        # marts are built and tested, also when a model task had to rebuild its model on retry
+        # (the stage's watcher build task then ends "skipped", which a whole-group wait would
+        # never accept).
+        external_task_ids=["metrics.dbt_project_test"],
         execution_delta=timedelta(days=-6),
         mode="reschedule",
         poke_interval=300,

@@ -177,12 +177,17 @@ def test_schedule_gives_each_run_a_real_data_interval(dagbag, dag_id, run_after,
 
 def test_growth_review_waits_for_the_metrics_of_its_as_of_date(dagbag) -> None:
     growth_review = dagbag.dags["growth_review"]
+    upgrade_readiness = dagbag.dags["upgrade_readiness"]
     wait = growth_review.get_task("wait_for_metrics")
     weekly_logical_date = pendulum.datetime(2025, 6, 2, tz="UTC")
 
     assert [task.task_id for task in growth_review.topological_sort()] == ["wait_for_metrics", "review"]
     assert wait.external_dag_id == "upgrade_readiness"
-    assert wait.external_task_group_id == "metrics"
+    assert wait.external_task_ids == ["metrics.dbt_project_test"]
+    metrics_models = {task.task_id for task in upgrade_readiness.tasks if task.task_id.endswith("_run")}
+    metrics_models = {task_id for task_id in metrics_models if task_id.startswith("metrics.")}
+    assert metrics_models
+    assert metrics_models <= _upstream_closure(upgrade_readiness, "metrics.dbt_project_test")
     # The daily run ending where this week ends (2025-06-09) has the logical date 2025-06-08.
     assert weekly_logical_date - wait.execution_delta == pendulum.datetime(2025, 6, 8, tz="UTC")
     assert wait.mode == "reschedule"
