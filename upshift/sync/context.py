@@ -73,9 +73,15 @@ def open_context(
 
 
 def ensure_state_schema(conn: psycopg.Connection, schema: str) -> None:
-    """Create the sync schema and its tables (idempotent)."""
+    """Create the sync schema and its tables (idempotent).
+
+    Two sync steps starting together on a fresh warehouse (braze_users and iterable_users) would
+    race on `create schema if not exists`, which PostgreSQL does not serialise: a transaction
+    advisory lock per schema makes the second wait for the first instead of failing.
+    """
     ddl = STATE_DDL.read_text(encoding="utf-8").format(schema=sql.Identifier(schema).as_string(conn))
     with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"upshift_sync_state:{schema}",))
         conn.execute(ddl)
 
 
