@@ -65,6 +65,8 @@ the same tables.
 - `dry_run`: score as usual, but the sync sends nothing (it logs counts per change type and a
   few user ids).
 - `full_resync`: send every user's attributes and list memberships again (events never).
+- `force_backfill_sync`: sync this as-of date even though a newer one was already synced to a
+  destination (normally an older date scores and writes history, but the sync only moves forward).
 
 **Retries.** Every task, gates included, retries twice with exponential backoff. A stage's build
 task is the exception Cosmos makes: its retry skips instead of building again, and the model
