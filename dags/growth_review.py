@@ -41,11 +41,11 @@ def review(as_of_date: str) -> dict[str, object]:
     """Build the weekly report for the as-of date; the summary goes to XCom."""
     from datetime import date
 
-    from upshift_gates import warehouse_settings
+    from upshift_warehouse import UpshiftWarehouseHook
 
     from upshift.report import build_growth_review, default_out_dir, format_headlines
 
-    settings = warehouse_settings()
+    settings = UpshiftWarehouseHook().get_settings()
     as_of = date.fromisoformat(as_of_date)
     result = build_growth_review(settings, as_of, default_out_dir(settings, as_of))
     print(format_headlines(result.headlines))

@@ -195,6 +195,8 @@ def _start_model_tasks_after_the_build(stage: DbtTaskGroup) -> None:
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    # Params reach the operators as what they are: "{{ params.dry_run }}" renders a bool.
+    render_template_as_native_obj=True,
     tags=["upshift", "dbt", "readiness"],
     default_args={
         "owner": "analytics",

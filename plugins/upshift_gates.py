@@ -1,22 +1,22 @@
 """ReadinessGateOperator: one stage gate of the upgrade_readiness DAG.
 
 The gate itself is `upshift.gates.run_gate` (Great Expectations suites in `expectations/`);
-this operator only finds the warehouse through the `upshift_warehouse` connection, runs the
-gate for the run's as-of date, logs what it found and fails the task on a blocking failure so
-every downstream task stops. Why not the provider's GXValidateCheckpointOperator: see
+this operator only finds the warehouse through the `upshift_warehouse` connection
+(UpshiftWarehouseHook), runs the gate for the run's as-of date, logs what it found and fails the
+task on a blocking failure so every downstream task stops. Why not the provider's GXValidateCheckpointOperator: see
 expectations/README.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import TYPE_CHECKING, Any
 
-from airflow.exceptions import AirflowException
-from airflow.sdk import BaseHook, BaseOperator
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+from upshift_warehouse import UpshiftWarehouseHook
 
-from upshift.warehouse import AIRFLOW_CONN_ID, NO_PASSWORD_PLACEHOLDER, WarehouseSettings
+from upshift.warehouse import AIRFLOW_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -38,24 +38,6 @@ class GateFailed(AirflowException):
         )
 
 
-def warehouse_settings(conn_id: str = AIRFLOW_CONN_ID) -> WarehouseSettings:
-    """WarehouseSettings from the Airflow connection, schemas from UPSHIFT_PG_SCHEMA / _RAW_SCHEMA."""
-    connection = BaseHook.get_connection(conn_id)
-    password = connection.password or ""
-    return WarehouseSettings.from_env(
-        {
-            "UPSHIFT_PG_HOST": connection.host or "",
-            "UPSHIFT_PG_PORT": str(connection.port or 5432),
-            "UPSHIFT_PG_USER": connection.login or "",
-            "UPSHIFT_PG_PASSWORD": "" if password == NO_PASSWORD_PLACEHOLDER else password,
-            "UPSHIFT_PG_DATABASE": connection.schema or "",
-            "UPSHIFT_PG_SCHEMA": os.environ.get("UPSHIFT_PG_SCHEMA", ""),
-            "UPSHIFT_RAW_SCHEMA": os.environ.get("UPSHIFT_RAW_SCHEMA", ""),
-            "UPSHIFT_HOME": os.environ.get("UPSHIFT_HOME", ""),
-        }
-    )
-
-
 class ReadinessGateOperator(BaseOperator):
     """Run the `stage` gate for `as_of_date` (YYYY-MM-DD, templated); raise GateFailed on a blocking failure.
 
@@ -74,7 +56,7 @@ class ReadinessGateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from upshift.gates import run_gate
 
-        settings = warehouse_settings(self.conn_id)
+        settings = UpshiftWarehouseHook(self.conn_id).get_settings()
         as_of = dt.date.fromisoformat(str(self.as_of_date))
         self.log.info("Running the %s gate for as-of %s on %s", self.stage, as_of, settings.describe())
         result = run_gate(self.stage, settings, as_of)

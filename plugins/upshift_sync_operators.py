@@ -1,9 +1,14 @@
 """Operators of the sync, one step each: users, Iterable lists, events (upshift.sync does the work).
 
-Each reads the warehouse through the `upshift_warehouse` connection and the destination through
-its hook (created in execute, never in __init__), runs its step for the run's as-of date and
-returns the step's small JSON summary for XCom. The DAG sets the pool (`braze_api`,
-`iterable_api`). Order per destination: users -> lists (Iterable) -> events. See docs/sync.md.
+Each reads the warehouse through the `upshift_warehouse` connection (UpshiftWarehouseHook) and
+the destination through its hook (created in execute, never in __init__), runs its step for the
+run's as-of date and returns the step's small JSON summary for XCom. The DAG sets the pool
+(`braze_api`, `iterable_api`) and renders templates as native objects, so the flags arrive as
+booleans. Order per destination: users -> lists (Iterable) -> events. See docs/sync.md.
+
+upshift.sync raises plain exceptions; `airflow_failure` turns each into one of the typed
+AirflowExceptions below: those a retry cannot fix fail the task at once (AirflowFailException),
+the others leave it to the task's retries.
 """
 
 from __future__ import annotations
@@ -13,7 +18,19 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from upshift_warehouse import UpshiftWarehouseHook
 
+from upshift.sync.errors import (
+    DestinationAuthError,
+    DestinationRejected,
+    DestinationUnavailable,
+    MassRemovalRefused,
+    SyncError,
+    SyncModelsOutOfDate,
+    TooManyRejected,
+)
+from upshift.sync.fields import UndeclaredFields
 from upshift.warehouse import AIRFLOW_CONN_ID
 
 if TYPE_CHECKING:
@@ -23,19 +40,50 @@ if TYPE_CHECKING:
     from upshift.sync.clients import ApiClient
 
 DEFAULT_CONN_IDS = {"braze": "braze_default", "iterable": "iterable_default"}
+FLAGS = ("dry_run", "full_resync", "force_backfill")
 
 
-def _flag(value: object) -> bool:
-    """A templated boolean: rendered params arrive as bool or as text ("True", "false", "1")."""
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes", "on"}
-    return bool(value)
+class SyncAuthFailed(AirflowFailException):
+    """The destination refused the API key (401/403) or none is set: fix the connection's password."""
+
+
+class SyncRefused(AirflowFailException):
+    """The step stopped on purpose (a guardrail, models of another date, undeclared fields, a request
+    the destination rejects): retrying the same data cannot help. Fix what the message names, then
+    clear the task."""
+
+
+class SyncDestinationUnavailable(AirflowException):
+    """The destination stayed unavailable through every retry; the task's retries try again."""
+
+
+class SyncIncomplete(AirflowException):
+    """The step saved what was accepted and failed on the rest; a retry (or the next run) resumes."""
+
+
+# Most specific first: TooManyRejected is a SyncRunFailed, AmbiguousDelivery a DestinationUnavailable.
+_AIRFLOW_FAILURES: tuple[tuple[type[SyncError], type[AirflowException]], ...] = (
+    (DestinationAuthError, SyncAuthFailed),
+    (DestinationRejected, SyncRefused),
+    (TooManyRejected, SyncRefused),
+    (MassRemovalRefused, SyncRefused),
+    (SyncModelsOutOfDate, SyncRefused),
+    (UndeclaredFields, SyncRefused),
+    (DestinationUnavailable, SyncDestinationUnavailable),
+)
+
+
+def airflow_failure(error: SyncError) -> AirflowException:
+    """The typed AirflowException for a sync failure, with the sync's own message."""
+    wrapper = next((airflow for plain, airflow in _AIRFLOW_FAILURES if isinstance(error, plain)), SyncIncomplete)
+    return wrapper(f"{type(error).__name__}: {error}")
 
 
 class _SyncStepOperator(BaseOperator):
-    """Shared knobs, all templated: as_of_date (YYYY-MM-DD), dry_run, full_resync, and
-    force_backfill (send an as-of date older than the newest already synced to the destination;
-    without it such a step sends nothing and returns a summary saying it skipped)."""
+    """Shared knobs, all templated: as_of_date (YYYY-MM-DD), and the booleans dry_run,
+    full_resync and force_backfill (send an as-of date older than the newest already synced to
+    the destination; without it such a step sends nothing and returns a summary saying it
+    skipped). The flags must render as booleans (the DAG's render_template_as_native_obj)."""
 
     template_fields = ("as_of_date", "dry_run", "full_resync", "force_backfill")
     ui_color = "#fdf1e3"
@@ -46,9 +94,9 @@ class _SyncStepOperator(BaseOperator):
         *,
         destination: str,
         as_of_date: str | None = None,
-        dry_run: bool | str = False,
-        full_resync: bool | str = False,
-        force_backfill: bool | str = False,
+        dry_run: bool = False,
+        full_resync: bool = False,
+        force_backfill: bool = False,
         conn_id: str | None = None,
         warehouse_conn_id: str = AIRFLOW_CONN_ID,
         **kwargs: Any,
@@ -63,16 +111,18 @@ class _SyncStepOperator(BaseOperator):
         self.warehouse_conn_id = warehouse_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from upshift_gates import warehouse_settings
-
         from upshift.sync import SyncSettings, open_context
 
         options = self.options(context)
+        warehouse = UpshiftWarehouseHook(self.warehouse_conn_id).get_settings()
         settings = SyncSettings.from_env()
-        client = None if options.dry_run else self.client(settings)
+        client = None
         try:
-            with open_context(warehouse_settings(self.warehouse_conn_id), options, settings) as sync:
+            client = None if options.dry_run else self.client(settings)
+            with open_context(warehouse, options, settings) as sync:
                 summary = self.run_step(sync, client)
+        except SyncError as error:
+            raise airflow_failure(error) from error
         finally:
             if client is not None:
                 client.close()
@@ -82,13 +132,19 @@ class _SyncStepOperator(BaseOperator):
     def options(self, context: Context) -> SyncOptions:
         from upshift.sync import SyncOptions
 
+        wrong = {flag: getattr(self, flag) for flag in FLAGS if not isinstance(getattr(self, flag), bool)}
+        if wrong:
+            raise SyncRefused(
+                f"{', '.join(f'{flag}={value!r}' for flag, value in wrong.items())}: the flags must be booleans. "
+                "Templated from params, they are only when the DAG sets render_template_as_native_obj=True."
+            )
         as_of = str(self.as_of_date or "").strip()
         return SyncOptions(
             run_id=str(context.get("run_id") or f"manual__{uuid.uuid4().hex[:12]}"),
             as_of_date=dt.date.fromisoformat(as_of) if as_of else None,
-            dry_run=_flag(self.dry_run),
-            full_resync=_flag(self.full_resync),
-            force_backfill=_flag(self.force_backfill),
+            dry_run=self.dry_run,
+            full_resync=self.full_resync,
+            force_backfill=self.force_backfill,
         )
 
     def client(self, settings: Any) -> ApiClient:

@@ -240,6 +240,32 @@ def test_gates_dbt_and_sync_share_one_as_of_date(dag, as_of_param: str | None, e
     assert set(rendered.values()) == {expected}
 
 
+def test_templated_flags_arrive_as_booleans_and_the_as_of_date_as_text(dag) -> None:
+    params = {
+        "as_of_date": None,
+        "full_refresh": True,
+        "dry_run": True,
+        "full_resync": False,
+        "force_backfill_sync": True,
+    }
+    context = {"params": params, "data_interval_end": pendulum.datetime(2025, 6, 2, tz="UTC")}
+    sync_step = dag.get_task("sync.iterable_users")
+    build = dag.get_task("features.dbt_producer_watcher")
+
+    def rendered(task, field: str) -> object:
+        return task.render_template(getattr(task, field), context, dag.get_template_env())
+
+    assert {field: rendered(sync_step, field) for field in sync_step.template_fields} == {
+        "as_of_date": "2025-06-02",
+        "dry_run": True,
+        "full_resync": False,
+        "force_backfill": True,
+    }
+    assert rendered(build, "full_refresh") is True
+    assert rendered(build, "vars") == {"as_of_date": "2025-06-02"}
+    assert rendered(build, "env")["PGTZ"] == "UTC"
+
+
 def _upstream_closure(dag, task_id: str) -> set[str]:
     seen: set[str] = set()
     todo = [task_id]

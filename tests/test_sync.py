@@ -697,7 +697,7 @@ def test_operators_run_one_step_each_and_return_a_small_summary(
 
     operators = [
         SyncUsersOperator(task_id="braze_users", destination="braze", as_of_date=AS_OF.isoformat()),
-        SyncIterableListsOperator(task_id="iterable_lists", as_of_date=AS_OF.isoformat(), dry_run="True"),
+        SyncIterableListsOperator(task_id="iterable_lists", as_of_date=AS_OF.isoformat(), dry_run=True),
         SyncEventsOperator(task_id="iterable_events", destination="iterable", as_of_date=AS_OF.isoformat()),
     ]
     emulator.emulator.log.clear()
@@ -724,14 +724,34 @@ def test_an_in_process_run_sends_to_the_configured_connections_not_a_throwaway_e
 
 
 def test_an_operator_refuses_models_built_for_another_date(airflow_connections: None, first_sync: dict) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
     from upshift_sync_operators import SyncUsersOperator
 
     from upshift.sync import SyncModelsOutOfDate
 
     operator = SyncUsersOperator(task_id="braze_users", destination="braze", as_of_date="2026-02-27")
 
-    with pytest.raises(SyncModelsOutOfDate, match="rebuild"):
+    with pytest.raises(AirflowFailException, match="rebuild") as refused:
         operator.execute(context={"run_id": "stale"})
+    assert isinstance(refused.value.__cause__, SyncModelsOutOfDate)
+
+
+def test_an_operator_fails_at_once_when_the_destination_refuses_the_key(
+    airflow_connections: None, first_sync: dict
+) -> None:
+    from upshift_sync_operators import SyncAuthFailed, SyncUsersOperator
+
+    operator = SyncUsersOperator(
+        task_id="braze_users",
+        destination="braze",
+        as_of_date=AS_OF.isoformat(),
+        full_resync=True,
+        conn_id="braze_wrong_key",
+    )
+
+    with pytest.raises(SyncAuthFailed, match="401") as failed:
+        operator.execute(context={"run_id": "wrong-key"})
+    assert "not-the-key" not in str(failed.value)
 
 
 # --- data changes (last: a dbt rebuild reads the ledger, so later models hold fewer due events) ---

@@ -1,24 +1,35 @@
 """The Braze and Iterable clients over HTTP against the emulator: auth, reset headers, backoff,
-the client-side rate limiter, and no blind retry of a Braze event batch. No database."""
+the client-side rate limiter, and no blind retry of a Braze event batch; the hooks' reading of
+Airflow HTTP connections, and how the operators type the sync's failures for Airflow. No database."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from upshift.emulator import EmulatorSettings, RunningEmulator, serve_in_thread
+from upshift.local_airflow import PLUGINS_FOLDER
 from upshift.sync import (
+    ITERABLE_US_URL,
     AmbiguousDelivery,
     BrazeClient,
     DestinationAuthError,
     DestinationRejected,
     DestinationUnavailable,
     IterableClient,
+    MassRemovalRefused,
+    SyncModelsOutOfDate,
+    SyncRunFailed,
     SyncSettings,
+    TooManyRejected,
+    UndeliveredEvents,
 )
 
 BRAZE_KEY = "braze-client-key-31b7"
@@ -214,3 +225,122 @@ def test_an_email_change_already_made_by_an_interrupted_try_is_not_a_failure(emu
 
     assert failures == {"u2": ("EmailAlreadyExists", failures["u2"][1])}
     assert "@" not in failures["u2"][1]
+
+
+# --- the hooks: Airflow HTTP connections as the HTTP provider reads them -------------------------
+
+
+@pytest.fixture
+def plugins(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The plugins folder importable, as Airflow makes it; connections set through the monkeypatch."""
+    monkeypatch.syspath_prepend(str(PLUGINS_FOLDER))
+    return monkeypatch
+
+
+def braze_hook(plugins: pytest.MonkeyPatch, **connection: object):
+    from upshift_braze import BrazeHook
+
+    plugins.setenv("AIRFLOW_CONN_BRAZE_FORM", json.dumps({"conn_type": "http", "password": BRAZE_KEY, **connection}))
+    return BrazeHook("braze_form")
+
+
+@pytest.mark.parametrize(
+    ("connection", "expected"),
+    [
+        ({"host": "rest.iad-01.braze.com", "schema": "https"}, "https://rest.iad-01.braze.com"),
+        ({"host": "rest.iad-01.braze.com", "schema": "http", "port": 8080}, "http://rest.iad-01.braze.com:8080"),
+        ({"host": "rest.iad-01.braze.com"}, "https://rest.iad-01.braze.com"),
+        ({"host": "https://rest.iad-01.braze.com/", "schema": "https"}, "https://rest.iad-01.braze.com"),
+        ({"host": "http://127.0.0.1:8090/braze"}, "http://127.0.0.1:8090/braze"),
+    ],
+    ids=["standard-form", "http-and-port", "no-scheme-means-https", "full-url", "full-url-with-path"],
+)
+def test_the_connection_schema_is_the_url_scheme_as_in_the_http_provider(
+    plugins: pytest.MonkeyPatch, connection: dict, expected: str
+) -> None:
+    hook = braze_hook(plugins, **connection)
+
+    with hook.get_conn() as client:
+        assert client.base_url == expected
+
+
+def test_a_schema_that_is_no_url_scheme_is_refused_with_the_fix(plugins: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    hook = braze_hook(plugins, host="rest.iad-01.braze.com", schema="braze")
+
+    with pytest.raises(AirflowFailException, match="full URL"):
+        hook.get_conn()
+    assert hook.test_connection()[0] is False
+
+
+def test_an_empty_iterable_host_means_the_us_project(plugins: pytest.MonkeyPatch) -> None:
+    from upshift_iterable import IterableHook
+
+    plugins.setenv("AIRFLOW_CONN_ITERABLE_FORM", json.dumps({"conn_type": "http", "password": ITERABLE_KEY}))
+
+    with IterableHook("iterable_form").get_conn() as client:
+        assert client.base_url == ITERABLE_US_URL
+
+
+def test_a_hook_on_the_standard_form_reaches_the_destination(plugins: pytest.MonkeyPatch) -> None:
+    with serve_in_thread(EmulatorSettings(braze_api_key=BRAZE_KEY)) as emulator:
+        # The emulator serves Braze under /braze, which a bare host cannot carry: the full URL it is.
+        ok, message = braze_hook(plugins, host=emulator.braze_url, schema="http").test_connection()
+
+    assert ok is True, message
+    assert BRAZE_KEY not in message
+
+
+# --- the operators: plain sync failures become typed Airflow failures ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "fails_fast"),
+    [
+        (DestinationAuthError("braze: 401", status=401), True),
+        (DestinationRejected("iterable: 400", status=400), True),
+        (MassRemovalRefused("would remove 90 of 100"), True),
+        (TooManyRejected("40 of 50 rows were refused"), True),
+        (SyncModelsOutOfDate("built for 2026-02-27"), True),
+        (DestinationUnavailable("braze: 503 after 6 attempts", status=503), False),
+        (AmbiguousDelivery("braze: no clear answer", status=500), False),
+        (UndeliveredEvents("3 touchpoints are undelivered or in doubt"), False),
+        (SyncRunFailed("saved 900, failed 100"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+)
+def test_operators_fail_at_once_only_where_a_retry_cannot_help(
+    plugins: pytest.MonkeyPatch, error: Exception, fails_fast: bool
+) -> None:
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from upshift_sync_operators import airflow_failure
+
+    failure = airflow_failure(error)
+
+    assert isinstance(failure, AirflowException)
+    assert isinstance(failure, AirflowFailException) is fails_fast
+    assert str(error) in str(failure)
+
+
+def test_templated_flags_that_are_not_booleans_are_refused_not_guessed(plugins: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+    from upshift_sync_operators import SyncUsersOperator
+
+    operator = SyncUsersOperator(task_id="braze_users", destination="braze", as_of_date="2026-03-01", dry_run="False")
+
+    with pytest.raises(AirflowFailException, match="render_template_as_native_obj"):
+        operator.options(context={"run_id": "strings"})
+
+
+def test_the_sync_package_needs_no_airflow() -> None:
+    blocked = (
+        "import sys; sys.modules['airflow'] = None; "
+        "import upshift.sync, upshift.sync.errors, upshift.gates, upshift.report; "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'airflow' and sys.modules[name]))"
+    )
+
+    completed = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, check=False)
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == "[]"

@@ -1,17 +1,20 @@
-"""Warehouse settings: defaults, the Airflow connection, secrets kept out of output."""
+"""Warehouse settings: defaults, the Airflow connection and its hook, secrets kept out of output."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
 from upshift import cli
+from upshift.local_airflow import PLUGINS_FOLDER
 from upshift.run_lock import RunInProgress, run_lock
 from upshift.warehouse import SESSION_ENV, WarehouseError, WarehouseSettings, connect, ensure_warehouse, environment
 
@@ -60,6 +63,73 @@ def test_descriptions_never_show_the_password() -> None:
 
     assert "s3cret-value" not in settings.describe()
     assert "s3cret-value" not in repr(settings)
+
+
+OWN_SERVER_CONNECTION = {
+    "conn_type": "postgres",
+    "host": "db.internal",
+    "port": 6543,
+    "login": "scorer",
+    "password": "s3cret-value",
+    "schema": "marketplace",
+}
+
+
+@pytest.fixture
+def warehouse_hook(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """The plugins importable and the worker's environment as the tasks see it; the connection is up
+    to the test (set through the returned monkeypatch)."""
+    monkeypatch.syspath_prepend(str(PLUGINS_FOLDER))
+    monkeypatch.setenv("UPSHIFT_PG_SCHEMA", OWN_SERVER["UPSHIFT_PG_SCHEMA"])
+    monkeypatch.setenv("UPSHIFT_RAW_SCHEMA", OWN_SERVER["UPSHIFT_RAW_SCHEMA"])
+    monkeypatch.setenv("UPSHIFT_HOME", str(tmp_path / "home"))
+    return monkeypatch
+
+
+def test_the_warehouse_hook_reads_the_connection_and_the_schemas_of_the_worker(
+    warehouse_hook: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from upshift_warehouse import UpshiftWarehouseHook
+
+    warehouse_hook.setenv("AIRFLOW_CONN_UPSHIFT_WAREHOUSE", json.dumps(OWN_SERVER_CONNECTION))
+
+    settings = UpshiftWarehouseHook().get_settings()
+
+    assert settings.env() == {**OWN_SERVER, "UPSHIFT_HOME": str(tmp_path / "home")}
+    assert not settings.embedded
+
+
+@pytest.mark.parametrize("host", ["", "  "], ids=["empty", "blank"])
+def test_an_empty_warehouse_host_fails_the_task_instead_of_starting_an_embedded_server(
+    warehouse_hook: pytest.MonkeyPatch, tmp_path: Path, host: str
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+    from upshift_sync_operators import SyncUsersOperator
+
+    warehouse_hook.setenv("AIRFLOW_CONN_UPSHIFT_WAREHOUSE", json.dumps({**OWN_SERVER_CONNECTION, "host": host}))
+    operator = SyncUsersOperator(task_id="braze_users", destination="braze", as_of_date="2026-03-01", dry_run=True)
+
+    with pytest.raises(AirflowFailException, match="upshift_warehouse has no host"):
+        operator.execute(context={"run_id": "no-host"})
+    assert not (tmp_path / "home").exists()
+
+
+def test_the_warehouse_hook_tests_its_connection_without_showing_the_password(
+    warehouse_hook: pytest.MonkeyPatch, warehouse: WarehouseSettings
+) -> None:
+    from upshift_warehouse import UpshiftWarehouseHook
+
+    warehouse_hook.setenv("AIRFLOW_CONN_UPSHIFT_WAREHOUSE", warehouse.airflow_connection())
+    wrong_port = {**json.loads(warehouse.airflow_connection()), "port": 1, "password": "s3cret-value"}
+    warehouse_hook.setenv("AIRFLOW_CONN_UPSHIFT_WRONG_PORT", json.dumps(wrong_port))
+
+    reached = UpshiftWarehouseHook().test_connection()
+    missed = UpshiftWarehouseHook("upshift_wrong_port").test_connection()
+
+    assert reached[0] is True, reached[1]
+    assert warehouse.database in reached[1]
+    assert missed[0] is False
+    assert "s3cret-value" not in missed[1]
 
 
 @pytest.fixture

@@ -124,6 +124,43 @@ class WarehouseSettings:
             embedded=host is None,
         )
 
+    @classmethod
+    def from_connection(
+        cls,
+        *,
+        host: str | None,
+        port: int | None,
+        login: str | None,
+        password: str | None,
+        database: str | None,
+        conn_id: str = AIRFLOW_CONN_ID,
+        env: Mapping[str, str] = os.environ,
+    ) -> WarehouseSettings:
+        """Settings from the fields of an Airflow connection (conn_type postgres, schema = the
+        database); the target and raw schemas and UPSHIFT_HOME still come from `env`.
+
+        An empty host is refused rather than read as "embedded": in a worker that would start a
+        fresh, empty PostgreSQL beside the task instead of reaching the warehouse dbt built.
+        """
+        if not (host or "").strip():
+            raise WarehouseError(
+                f"The Airflow connection {conn_id} has no host. Set its host to the warehouse's PostgreSQL "
+                "server (or, for the embedded warehouse, the socket directory `python -m upshift.cli "
+                "warehouse status` shows); `run.py` and `upshift.cli airflow up` fill it in themselves."
+            )
+        return cls.from_env(
+            {
+                "UPSHIFT_PG_HOST": host.strip(),
+                "UPSHIFT_PG_PORT": str(port or 5432),
+                "UPSHIFT_PG_USER": login or "",
+                "UPSHIFT_PG_PASSWORD": "" if password == NO_PASSWORD_PLACEHOLDER else password or "",
+                "UPSHIFT_PG_DATABASE": database or "",
+                "UPSHIFT_PG_SCHEMA": env.get("UPSHIFT_PG_SCHEMA", ""),
+                "UPSHIFT_RAW_SCHEMA": env.get("UPSHIFT_RAW_SCHEMA", ""),
+                "UPSHIFT_HOME": env.get("UPSHIFT_HOME", ""),
+            }
+        )
+
     def __post_init__(self) -> None:
         _check_database_name(self.database)
         check_schema_name("UPSHIFT_PG_SCHEMA", self.schema, suffix_length=SCHEMA_SUFFIX_LENGTH)

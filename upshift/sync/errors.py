@@ -1,16 +1,14 @@
 """Typed failures of the sync, each saying what failed and what to do.
 
-They subclass AirflowException so a task that raises one fails with that message and Airflow's
-retry policy applies; outside Airflow they are ordinary exceptions. Messages never carry API
-keys, email addresses or phone numbers (`redact` strips the latter two from any text that came
-back from a destination).
+Plain exceptions: the package runs without Airflow. The operators in
+plugins/upshift_sync_operators.py wrap each into a typed AirflowException, failing at once where a
+retry cannot help. Messages never carry API keys, email addresses or phone numbers (`redact`
+strips the latter two from any text that came back from a destination).
 """
 
 from __future__ import annotations
 
 import re
-
-from airflow.exceptions import AirflowException
 
 _EMAIL = re.compile(r"[^\s\"'<>(),;:@/]+@[^\s\"'<>(),;:@/]+")
 _PHONE = re.compile(r"\+?\d[\d\-\s().]{7,}\d")
@@ -21,7 +19,7 @@ def redact(text: str, limit: int = 300) -> str:
     return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))[:limit]
 
 
-class SyncError(AirflowException):
+class SyncError(Exception):
     """Base class of every sync failure."""
 
 
