@@ -38,7 +38,7 @@ RUN_TIMEOUT = 900
 GATE_FAILURE_TIMEOUT = 300  # the gate's retries included
 RETRY_DELAY_SECONDS = 3
 # A model task in the scores stage, with models after it in the stage.
-CLEARED_MODEL_TASK = "scores.int_users_offers_assigned_run"
+CLEARED_MODEL_TASK = "scores.int_readiness_signals_unpivoted_run"
 
 pytestmark = pytest.mark.slow
 
