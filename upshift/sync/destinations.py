@@ -94,7 +94,7 @@ class Braze(Destination):
     def model_users_query(self, context: SyncContext) -> sql.Composed:
         query = sql.SQL(
             "select external_id as user_id, attributes as payload, payload_hash, "
-            "null::text as email, '{{}}'::text[] as list_names from {}"
+            "null::text as email, '[]'::jsonb as list_names from {}"
         )
         return query.format(context.model(self.users_model))
 

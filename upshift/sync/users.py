@@ -254,7 +254,8 @@ def _send_all(
     context: SyncContext, target: Destination, client: Any, totals: dict[str, int]
 ) -> DestinationError | None:
     """Send every batch with up to `max_requests_in_flight` requests at once; commit each batch's
-    state (in this thread, in send order) only once the destination has answered it.
+    state (in this thread, in send order) only once the destination has answered it. Batches
+    answered by the time the oldest is settled share its transaction (one commit, not one each).
 
     A transport failure stops new sends; the batches already in flight are still answered and
     committed. An auth error is raised after the other in-flight batches are committed.
@@ -264,16 +265,26 @@ def _send_all(
     fatal: DestinationAuthError | None = None
     width = max(1, context.settings.max_requests_in_flight)
 
-    def settle_oldest() -> None:
+    def settle() -> None:
+        """Wait for the oldest batch in flight; commit it with every later one already answered."""
         nonlocal problem, fatal
-        batch, future = in_flight.popleft()
-        try:
-            failures, stop = future.result()
-        except DestinationAuthError as error:  # every later batch would be refused too
-            fatal = fatal or error
+        answered = [in_flight.popleft()]
+        while in_flight and in_flight[0][1].done():
+            answered.append(in_flight.popleft())
+        sent: list[UserChange] = []
+        failures: Failures = {}
+        for batch, future in answered:
+            try:
+                batch_failures, stop = future.result()
+            except DestinationAuthError as error:  # every later batch would be refused too
+                fatal = fatal or error
+                continue
+            problem = problem or stop
+            sent += batch
+            failures.update(batch_failures)
+        if not sent:
             return
-        problem = problem or stop
-        done, retried = _commit_batch(context, target.name, batch, failures)
+        done, retried = _commit_batch(context, target.name, sent, failures)
         totals["accepted"] += sum(1 for change in done if change.kind != "removed")
         totals["removed"] += sum(1 for change in done if change.kind == "removed")
         totals["failed"] += len(failures)
@@ -288,10 +299,10 @@ def _send_all(
                 totals["requests"] += 1
                 in_flight.append((batch, pool.submit(_send_batch, target, client, batch)))
                 while len(in_flight) >= width or (in_flight and in_flight[0][1].done()):
-                    settle_oldest()
+                    settle()
         finally:
             while in_flight:
-                settle_oldest()
+                settle()
     if fatal is not None:
         raise fatal
     return problem
@@ -322,7 +333,9 @@ def _send_batch(target: Destination, client: Any, batch: list[UserChange]) -> tu
 def _commit_batch(
     context: SyncContext, destination: str, batch: list[UserChange], failures: dict[str, tuple[str, str]]
 ) -> tuple[list[UserChange], int]:
-    """In one transaction: store what was accepted, record what was refused. Returns (accepted, retried)."""
+    """In one transaction: store what was accepted, record what was refused. Returns (accepted, retried).
+
+    `batch` may join several answered batches (their ids are distinct)."""
     done = [change for change in batch if change.user_id not in failures]
     kept = [change for change in done if change.kind != "removed"]
     gone = [change.user_id for change in done if change.kind == "removed"]
