@@ -101,7 +101,8 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
     done = failed = rejected = retried = requests = 0
     problem: DestinationError | None = None
     if summary["subscribe"] or summary["unsubscribe"]:
-        for subscribe, name, batch in _stream_memberships(context):
+        memberships = _stream_memberships(context)
+        for subscribe, name, batch in memberships:
             requests += 1
             subscribers = [{"userId": user_id} for user_id in batch]
             try:
@@ -124,6 +125,7 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
             failed += len(failures)
             rejected += sum(1 for reason, _ in failures.values() if reason != "request_failed")
             if problem is not None:
+                memberships.close()  # closes the server-side cursor
                 break
     _forget_users_with_nothing_left(context)
     summary.update(sent=done, failed=failed, retried=retried, requests=requests)

@@ -292,8 +292,9 @@ def _send_all(
         totals["retried"] += retried
 
     with ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"upshift-{target.name}-users") as pool:
+        changes = stream_user_changes(context, target)
         try:
-            for batch in stream_user_changes(context, target):
+            for batch in changes:
                 if problem is not None or fatal is not None:
                     break
                 totals["requests"] += 1
@@ -301,6 +302,7 @@ def _send_all(
                 while len(in_flight) >= width or (in_flight and in_flight[0][1].done()):
                     settle()
         finally:
+            changes.close()  # closes the server-side cursor when the loop stopped early
             while in_flight:
                 settle()
     if fatal is not None:
