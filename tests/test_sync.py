@@ -30,7 +30,7 @@ from psycopg import sql
 from tests.planted import PLANTED_DIR
 from upshift.dbt import run_dbt
 from upshift.emulator import EmulatorSettings, RunningEmulator, serve_in_thread
-from upshift.sync import BrazeClient, IterableClient, SyncOptions, SyncSettings, run_sync
+from upshift.sync import BrazeClient, IterableClient, SyncOptions, SyncSettings, open_context, run_sync, sync_users
 from upshift.warehouse import REPO_ROOT, WarehouseSettings
 
 pytestmark = pytest.mark.slow
@@ -341,6 +341,79 @@ def test_a_429_storm_and_5xx_answers_are_waited_out_and_nothing_is_lost(
     assert_each_event_delivered_once(pg_conn, built, emulator, fault_schema.schema)
 
 
+def test_the_users_step_keeps_up_to_max_requests_in_flight_and_every_user_arrives(
+    built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection, fault_schema: SyncSettings
+) -> None:
+    settings = fault_schema.with_overrides(
+        max_requests_in_flight=3, braze_max_objects_per_array=10, iterable_bulk_update_max_users=20
+    )
+    emulator.emulator.faults.arm({"braze": {"delay_seconds": 0.2}, "iterable": {"delay_seconds": 0.2}})
+    options = SyncOptions(run_id="in-flight", as_of_date=AS_OF)
+
+    with (
+        BrazeClient(emulator.braze_url, BRAZE_KEY, settings) as braze,
+        IterableClient(emulator.iterable_url, ITERABLE_KEY, settings) as iterable,
+        open_context(built, options, settings) as context,
+    ):
+        braze_summary = sync_users(context, "braze", braze)
+        iterable_summary = sync_users(context, "iterable", iterable)
+
+    calls = api_requests(emulator)
+    in_flight = {
+        platform: max(call["in_flight"] for call in calls if call["platform"] == platform and call["method"] == "POST")
+        for platform in ("braze", "iterable")
+    }
+    assert in_flight == {"braze": 3, "iterable": 3}
+    braze_model, iterable_model = (model_users(pg_conn, built, name) for name in ("braze", "iterable"))
+    assert braze_summary["sent"] == len(braze_model)
+    assert braze_summary["requests"] == -(-len(braze_model) // 10)
+    assert iterable_summary["sent"] == len(iterable_model)
+    assert iterable_summary["requests"] == -(-len(iterable_model) // 20)
+    profiles = braze_profiles(emulator)
+    assert {user: profiles[user] for user in braze_model} == {
+        user: row["attributes"] for user, row in braze_model.items()
+    }
+    people = iterable_profiles(emulator)
+    assert set(people) == set(iterable_model)
+    state = rows(
+        pg_conn, "select destination, count(*) as users from {state} group by 1", state=f"{settings.schema}.user_state"
+    )
+    assert {row["destination"]: row["users"] for row in state} == {
+        "braze": len(braze_model),
+        "iterable": len(iterable_model),
+    }
+
+
+def test_a_429_storm_under_concurrent_sending_still_delivers_every_user_and_event_once(
+    built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection, fault_schema: SyncSettings
+) -> None:
+    settings = fault_schema.with_overrides(
+        max_requests_in_flight=4, braze_max_objects_per_array=10, iterable_bulk_update_max_users=20
+    )
+    emulator.emulator.faults.arm(
+        {
+            # The delay keeps several requests in flight at the emulator (it answers in microseconds).
+            "braze": {"status_429_burst": 6, "status_503": 1, "rate_limit_reset_seconds": 1, "delay_seconds": 0.05},
+            "iterable": {"status_429_burst": 4, "status_502": 1, "delay_seconds": 0.05},
+        }
+    )
+
+    summaries = sync(built, emulator, "storm-concurrent", settings)
+    calls = api_requests(emulator)
+    emulator.emulator.log.clear()
+    rerun = sync(built, emulator, "storm-concurrent-rerun", settings)
+
+    statuses = Counter((call["platform"], call["status"]) for call in calls)
+    assert statuses[("braze", 429)] == 6
+    assert statuses[("iterable", 429)] == 4
+    assert max(call["in_flight"] for call in calls if call["platform"] == "braze") > 1
+    assert all(summary.get("failed", 0) == 0 for summary in summaries.values())
+    assert api_requests(emulator) == []
+    assert {name: summary.get("sent", 0) for name, summary in rerun.items()} == dict.fromkeys(rerun, 0)
+    assert_destinations_match_the_models(pg_conn, built, emulator)
+    assert_each_event_delivered_once(pg_conn, built, emulator, fault_schema.schema)
+
+
 def test_the_destinations_rate_limit_is_respected_with_small_limits(
     built: WarehouseSettings, pg_conn: psycopg.Connection
 ) -> None:
@@ -591,7 +664,7 @@ def test_a_sync_killed_mid_run_loses_no_user_and_duplicates_no_event(
 
 CHILD_SYNC = """
 import datetime as dt, os, sys
-from upshift.sync import BrazeClient, IterableClient, SyncOptions, SyncSettings, run_sync
+from upshift.sync import BrazeClient, IterableClient, SyncOptions, SyncSettings, open_context, run_sync, sync_users
 from upshift.warehouse import WarehouseSettings
 settings = SyncSettings.from_env()
 run_sync(

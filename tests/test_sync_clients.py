@@ -9,6 +9,7 @@ import logging
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -59,6 +60,24 @@ def test_braze_waits_for_the_rate_limit_reset_header_after_a_429(emulator: Runni
     assert answer["message"] == "success"
     assert time.monotonic() - started >= 1.0  # the reset is ~2 s away; FAST's backoff would be 0.05 s
     assert [call["status"] for call in requests_made(emulator)] == [429, 201]
+
+
+def test_a_429_seen_by_one_thread_pauses_every_thread_sending_through_the_client(emulator: RunningEmulator) -> None:
+    emulator.emulator.faults.arm({"braze": {"status_429_burst": 1, "rate_limit_reset_seconds": 2}})
+    client = BrazeClient(emulator.braze_url, BRAZE_KEY, FAST)
+    attributes = [{"external_id": "u1", "upshift_readiness_tier": "Ready"}]
+    first = threading.Thread(target=client.track, kwargs={"attributes": attributes})
+    first.start()
+    while not requests_made(emulator):  # the first call has had its 429
+        time.sleep(0.01)
+    started = time.monotonic()
+
+    answer = client.track(attributes=[{"external_id": "u2", "upshift_readiness_tier": "Ready"}])
+
+    first.join()
+    assert answer["message"] == "success"
+    assert time.monotonic() - started >= 0.8  # held until the reset (~2 s after the 429), not sent at once
+    assert [call["status"] for call in requests_made(emulator)] == [429, 201, 201]
 
 
 def test_iterable_honours_retry_after_when_the_answer_has_one() -> None:

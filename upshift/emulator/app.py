@@ -169,6 +169,7 @@ class Emulator:
             reply = _not_found(platform)
             self.log.record(platform, request.method, path, reply.status, started)
             return reply
+        in_flight = self.log.arrive(platform)
         fault: Fault | None = None
         try:
             if not self._authorized(platform, request.headers):
@@ -181,10 +182,19 @@ class Emulator:
                     raise Disconnect
                 reply = self._guarded(route, platform, api_path, fault, request, parse_qs(query_string), path_params)
         except Disconnect:
-            self.log.record(platform, request.method, path, None, started, "disconnect")
+            self.log.record(platform, request.method, path, None, started, "disconnect", in_flight=in_flight)
             raise
+        finally:
+            self.log.depart(platform)
         self.log.record(
-            platform, request.method, path, reply.status, started, fault.name if fault else None, _counts(request)
+            platform,
+            request.method,
+            path,
+            reply.status,
+            started,
+            fault.name if fault else None,
+            _counts(request),
+            in_flight=in_flight,
         )
         return reply
 

@@ -1,6 +1,8 @@
 """What the emulator received, without secrets or personal data.
 
-Entries keep method, a redacted path, status, timing, object counts and the injected fault;
+Entries keep method, a redacted path, status, timing, object counts, the injected fault and
+how many requests of the platform were being handled when it arrived (`in_flight`, itself
+included: what a client's concurrency looks like from the server);
 never headers (API keys), bodies, query strings or anything that looks like an email address
 or phone number, so the log can be printed by tests and the demo.
 """
@@ -31,6 +33,17 @@ class RequestLog:
         self._lock = threading.Lock()
         self._entries: deque[dict[str, Any]] = deque(maxlen=capacity)
         self._seq = 0
+        self._active: dict[str, int] = {}
+
+    def arrive(self, platform: str) -> int:
+        """A request of `platform` is being handled; returns how many are now (itself included)."""
+        with self._lock:
+            self._active[platform] = self._active.get(platform, 0) + 1
+            return self._active[platform]
+
+    def depart(self, platform: str) -> None:
+        with self._lock:
+            self._active[platform] -= 1
 
     def record(
         self,
@@ -41,6 +54,7 @@ class RequestLog:
         started: float,
         fault: str | None = None,
         objects: dict[str, int] | None = None,
+        in_flight: int = 1,
     ) -> dict[str, Any]:
         with self._lock:
             self._seq += 1
@@ -54,6 +68,7 @@ class RequestLog:
                 "duration_ms": round((time.time() - started) * 1000, 1),
                 "fault": fault,
                 "objects": objects or {},
+                "in_flight": in_flight,
             }
             self._entries.append(entry)
             return entry

@@ -72,30 +72,46 @@ def attribute_diff(previous: Mapping[str, Any], current: Mapping[str, Any]) -> d
     return diff
 
 
+def user_change(
+    user_id: str, row: ModelUser | None, before: AcceptedUser | None, *, full_resync: bool = False
+) -> UserChange | None:
+    """What to send for one user (`row`: the model's, None when absent; `before`: the accepted
+    state, None when there is none); None when nothing is to be sent."""
+    has_state = before is not None and bool(before.payload_hash)
+    if row is None:
+        if before is None or not has_state:
+            return None
+        return UserChange(user_id, "removed", dict.fromkeys(before.payload), {}, "", previous_email=before.email)
+    if has_state and before.payload_hash == row.payload_hash and not full_resync:
+        return None
+    previous = before.payload if before is not None else {}
+    if full_resync or not has_state:
+        send = {**{key: None for key in previous if key not in row.payload}, **row.payload}
+    else:
+        send = attribute_diff(previous, row.payload)
+    kind = "changed" if has_state else "new"
+    previous_email = before.email if before is not None else None
+    return UserChange(user_id, kind, send, row.payload, row.payload_hash, row.email, previous_email)
+
+
 def plan_user_changes(
     model: Mapping[str, ModelUser], accepted: Mapping[str, AcceptedUser], *, full_resync: bool = False
 ) -> UserPlan:
-    """New, changed and removed users with what to send; the ids of unchanged users."""
+    """New, changed and removed users with what to send; the ids of unchanged users.
+
+    The in-memory form of what the users step streams from the warehouse (users.py): model
+    users in id order, then the removed ones in id order.
+    """
     changes: list[UserChange] = []
     unchanged: list[str] = []
     for user_id in sorted(model):
-        row = model[user_id]
-        before = accepted.get(user_id)
-        has_state = before is not None and bool(before.payload_hash)
-        if has_state and before.payload_hash == row.payload_hash and not full_resync:
+        change = user_change(user_id, model[user_id], accepted.get(user_id), full_resync=full_resync)
+        if change is None:
             unchanged.append(user_id)
-            continue
-        previous = before.payload if before is not None else {}
-        if full_resync or not has_state:
-            send = {**{key: None for key in previous if key not in row.payload}, **row.payload}
         else:
-            send = attribute_diff(previous, row.payload)
-        kind = "changed" if has_state else "new"
-        previous_email = before.email if before is not None else None
-        changes.append(UserChange(user_id, kind, send, row.payload, row.payload_hash, row.email, previous_email))
+            changes.append(change)
     for user_id in sorted(set(accepted) - set(model)):
-        before = accepted[user_id]
-        if before.payload_hash:
-            send = dict.fromkeys(before.payload)
-            changes.append(UserChange(user_id, "removed", send, {}, "", previous_email=before.email))
+        change = user_change(user_id, None, accepted[user_id])
+        if change is not None:
+            changes.append(change)
     return UserPlan(changes, unchanged)

@@ -50,13 +50,23 @@ ITERABLE_EU_URL = "https://api.eu.iterable.com"
 
 
 class RateLimiter:
-    """At most `limit` requests in any sliding window of `window_seconds`; acquire() waits."""
+    """At most `limit` requests in any sliding window of `window_seconds`; acquire() waits.
+
+    Shared by every thread sending to the endpoint group: a 429 seen by one (`hold`) pauses
+    them all until the destination's window has reset.
+    """
 
     def __init__(self, limit: int, window_seconds: float) -> None:
         self.limit = max(1, limit)
         self.window = window_seconds
         self._sent: deque[float] = deque()
         self._lock = threading.Lock()
+        self._held_until = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """Let no request go for `seconds` from now (a 429's wait), whichever thread asks."""
+        with self._lock:
+            self._held_until = max(self._held_until, time.monotonic() + seconds)
 
     def acquire(self) -> float:
         """Block until a request may go; return the seconds waited."""
@@ -66,10 +76,13 @@ class RateLimiter:
                 now = time.monotonic()
                 while self._sent and now - self._sent[0] >= self.window:
                     self._sent.popleft()
-                if len(self._sent) < self.limit:
+                if now < self._held_until:
+                    pause = self._held_until - now
+                elif len(self._sent) < self.limit:
                     self._sent.append(now)
                     return waited
-                pause = self.window - (now - self._sent[0])
+                else:
+                    pause = self.window - (now - self._sent[0])
             time.sleep(pause)
             waited += pause
 
@@ -158,6 +171,8 @@ class ApiClient:
             if status == 429:
                 wait, source = self._rate_limit_wait(response, attempt)
                 last_problem = "429 rate limited"
+                if attempt < settings.max_attempts:
+                    limiter.hold(wait)
                 self._pause(method, path, last_problem, attempt, wait, source)
                 continue
             if status >= 500:

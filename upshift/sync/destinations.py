@@ -40,8 +40,18 @@ class Destination:
     def __init__(self, settings: SyncSettings) -> None:
         self.settings = settings
 
-    def load_model_users(self, context: SyncContext) -> dict[str, ModelUser]:
+    def model_users_query(self, context: SyncContext) -> sql.Composed:
+        """The users model as (user_id, payload, payload_hash, email, list_names)."""
         raise NotImplementedError
+
+    def load_model_users(self, context: SyncContext) -> dict[str, ModelUser]:
+        rows = context.fetch(self.model_users_query(context))
+        return {
+            row["user_id"]: ModelUser(
+                row["user_id"], row["payload"], row["payload_hash"], row["email"], tuple(row["list_names"])
+            )
+            for row in rows
+        }
 
     @property
     def user_batch_size(self) -> int:
@@ -81,10 +91,12 @@ class Braze(Destination):
     events_user_column = "external_id"
     events_resendable = False
 
-    def load_model_users(self, context: SyncContext) -> dict[str, ModelUser]:
-        query = sql.SQL("select external_id as user_id, attributes as payload, payload_hash from {}")
-        rows = context.fetch(query.format(context.model(self.users_model)))
-        return {row["user_id"]: ModelUser(row["user_id"], row["payload"], row["payload_hash"]) for row in rows}
+    def model_users_query(self, context: SyncContext) -> sql.Composed:
+        query = sql.SQL(
+            "select external_id as user_id, attributes as payload, payload_hash, "
+            "null::text as email, '[]'::jsonb as list_names from {}"
+        )
+        return query.format(context.model(self.users_model))
 
     @property
     def user_batch_size(self) -> int:
@@ -141,15 +153,9 @@ class Iterable(Destination):
     events_model = "sync_iterable__events"
     events_user_column = "user_id"
 
-    def load_model_users(self, context: SyncContext) -> dict[str, ModelUser]:
-        query = sql.SQL("select user_id, email, data_fields as payload, list_names, payload_hash from {}")
-        rows = context.fetch(query.format(context.model(self.users_model)))
-        return {
-            row["user_id"]: ModelUser(
-                row["user_id"], row["payload"], row["payload_hash"], row["email"], tuple(row["list_names"])
-            )
-            for row in rows
-        }
+    def model_users_query(self, context: SyncContext) -> sql.Composed:
+        query = sql.SQL("select user_id, data_fields as payload, payload_hash, email, list_names from {}")
+        return query.format(context.model(self.users_model))
 
     @property
     def user_batch_size(self) -> int:

@@ -70,11 +70,16 @@ def load_model_events(context: SyncContext, target: Destination) -> list[dict[st
     return context.fetch(query)
 
 
-def load_ledger(context: SyncContext, destination: str) -> dict[str, dict[str, Any]]:
+def load_ledger(context: SyncContext, target: Destination) -> dict[str, dict[str, Any]]:
+    """The ledger rows of the events the model holds now (not the whole history of the ledger)."""
     query = sql.SQL(
-        "select event_id, user_id, event_name, status, attempts, last_attempt_at from {} where destination = %s"
+        "select ledger.event_id, ledger.user_id, ledger.event_name, ledger.status, ledger.attempts, "
+        "ledger.last_attempt_at from {} as ledger where ledger.destination = %s "
+        "and ledger.event_id in (select model.event_id from {} as model)"
     )
-    rows = context.fetch(query.format(context.state("event_ledger")), (destination,))
+    rows = context.fetch(
+        query.format(context.state("event_ledger"), context.model(target.events_model)), (target.name,)
+    )
     return {row["event_id"]: row for row in rows}
 
 
@@ -105,7 +110,7 @@ def sync_events(context: SyncContext, destination: str, client: BrazeClient | It
         if not target.events_resendable:
             _flag_interrupted_batches(context, destination)
         _add_reconciled(summary, target.resolve_ambiguous(context, client, wait=False)[0])
-    ledger = load_ledger(context, destination)
+    ledger = load_ledger(context, target)
     due, held = [], defaultdict(list)
     for event in events:
         status = _status_for_sending(target, ledger.get(event["event_id"]))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from psycopg import sql
@@ -24,18 +25,16 @@ from upshift.sync.clients import IterableClient
 from upshift.sync.context import (
     StepLog,
     SyncContext,
-    batches,
     fail_on_rejections,
     newer_state_synced,
     record_errors,
     refuse_mass_removal,
     resolve_errors,
-    samples,
     skipped_backfill,
 )
+from upshift.sync.destinations import destination_for
 from upshift.sync.errors import DestinationAuthError, DestinationError, SyncRunFailed, redact
 from upshift.sync.outcomes import NOT_A_FAILURE_ON_UNSUBSCRIBE, iterable_row_failures
-from upshift.sync.users import load_accepted_users, load_model_users
 
 logger = logging.getLogger("upshift.sync")
 
@@ -46,7 +45,10 @@ DESTINATION = "iterable"
 def plan_memberships(
     wanted: dict[str, set[str]], current: dict[str, set[str]], *, full_resync: bool = False
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(entries, exits): per list name, the user ids to subscribe and to unsubscribe."""
+    """(entries, exits): per list name, the user ids to subscribe and to unsubscribe.
+
+    The in-memory statement of the rule the step runs in the warehouse (`_MEMBERSHIPS`).
+    """
     entries: dict[str, list[str]] = defaultdict(list)
     exits: dict[str, list[str]] = defaultdict(list)
     for user_id in sorted(set(wanted) | set(current)):
@@ -66,23 +68,20 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
     if newest is not None:
         summary = {"step": STEP, "destination": DESTINATION, "run_id": options.run_id, "dry_run": options.dry_run}
         return skipped_backfill(log, summary, newest)
-    wanted = {user_id: set(row.lists) for user_id, row in load_model_users(context, DESTINATION).items()}
-    current = {user_id: set(row.lists) for user_id, row in load_accepted_users(context, DESTINATION).items()}
-    entries, exits = plan_memberships(wanted, current, full_resync=options.full_resync)
+    plan = _plan_counts(context)
     known = _known_lists(context)
-    names = sorted(set(entries) | set(exits))
     summary: dict[str, Any] = {
         "step": STEP,
         "destination": DESTINATION,
         "run_id": options.run_id,
         "dry_run": options.dry_run,
-        "considered": len(set(wanted) | set(current)),
-        "subscribe": sum(map(len, entries.values())),
-        "unsubscribe": sum(map(len, exits.values())),
-        "lists_to_create": sorted(name for name in entries if name not in known),
+        "considered": plan["considered"],
+        "subscribe": plan["subscribe"],
+        "unsubscribe": plan["unsubscribe"],
+        "lists_to_create": sorted(name for name in plan["entry_lists"] or [] if name not in known),
         "samples": {
-            "subscribe": samples({user for users in entries.values() for user in users}, context.settings.sample_size),
-            "unsubscribe": samples({user for users in exits.values() for user in users}, context.settings.sample_size),
+            "subscribe": list(plan["subscribe_samples"] or []),
+            "unsubscribe": list(plan["unsubscribe_samples"] or []),
         },
     }
     log.counts.update(considered=summary["considered"])
@@ -96,43 +95,38 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
         return log.write(summary)
     if client is None:
         raise ValueError("sync_iterable_lists needs a client unless options.dry_run is set")
-    held = sum(len(names) for names in current.values())
-    refuse_mass_removal(context, "iterable lists", summary["unsubscribe"], held)
+    refuse_mass_removal(context, "iterable lists", summary["unsubscribe"], plan["held"])
 
-    list_ids = _ensure_lists(context, client, [name for name in names if name not in known], known)
+    list_ids = _ensure_lists(context, client, summary["lists_to_create"], known)
     done = failed = rejected = retried = requests = 0
     problem: DestinationError | None = None
-    size = context.settings.iterable_list_max_subscribers
-    for subscribe, plan in ((True, entries), (False, exits)):
-        for name, users in sorted(plan.items()):
-            for batch in batches(users, size):
-                requests += 1
-                subscribers = [{"userId": user_id} for user_id in batch]
-                try:
-                    if subscribe:
-                        body = client.subscribe(list_ids[name], subscribers)
-                        failures = iterable_row_failures(body, {user: user for user in batch})
-                    else:
-                        body = client.unsubscribe(list_ids[name], subscribers)
-                        failures = iterable_row_failures(
-                            body, {user: user for user in batch}, ignore=NOT_A_FAILURE_ON_UNSUBSCRIBE
-                        )
-                except DestinationAuthError:
-                    raise
-                except DestinationError as error:
-                    failures = {user: ("request_failed", redact(str(error))) for user in batch}
-                    problem = error
-                accepted = [user for user in batch if user not in failures]
-                retried += _commit_membership(context, name, subscribe, accepted, failures)
-                done += len(accepted)
-                failed += len(failures)
-                rejected += sum(1 for reason, _ in failures.values() if reason != "request_failed")
-                if problem is not None:
-                    break
+    if summary["subscribe"] or summary["unsubscribe"]:
+        memberships = _stream_memberships(context)
+        for subscribe, name, batch in memberships:
+            requests += 1
+            subscribers = [{"userId": user_id} for user_id in batch]
+            try:
+                if subscribe:
+                    body = client.subscribe(list_ids[name], subscribers)
+                    failures = iterable_row_failures(body, {user: user for user in batch})
+                else:
+                    body = client.unsubscribe(list_ids[name], subscribers)
+                    failures = iterable_row_failures(
+                        body, {user: user for user in batch}, ignore=NOT_A_FAILURE_ON_UNSUBSCRIBE
+                    )
+            except DestinationAuthError:
+                raise
+            except DestinationError as error:
+                failures = {user: ("request_failed", redact(str(error))) for user in batch}
+                problem = error
+            accepted = [user for user in batch if user not in failures]
+            retried += _commit_membership(context, name, subscribe, accepted, failures)
+            done += len(accepted)
+            failed += len(failures)
+            rejected += sum(1 for reason, _ in failures.values() if reason != "request_failed")
             if problem is not None:
+                memberships.close()  # closes the server-side cursor
                 break
-        if problem is not None:
-            break
     _forget_users_with_nothing_left(context)
     summary.update(sent=done, failed=failed, retried=retried, requests=requests)
     log.counts.update(sent=done, failed=failed, retried=retried, removed=summary["unsubscribe"])
@@ -151,6 +145,97 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
         ) from problem
     fail_on_rejections(context, "iterable lists", rejected, done + failed)
     return summary
+
+
+# Memberships wanted by the model and held at Iterable, one row per (user, list); what changes
+# is computed in the warehouse, so the step never holds every user's lists in memory.
+_MEMBERSHIPS = """
+with wanted as (
+    select distinct model.user_id, name
+    from ({model}) as model
+    cross join jsonb_array_elements_text(model.list_names) as name
+),
+held as (
+    select distinct state.user_id, name
+    from {state} as state
+    cross join jsonb_array_elements_text(state.lists) as name
+    where state.destination = %(destination)s
+),
+changes as (
+    select true as subscribe, wanted.name, wanted.user_id
+    from wanted
+    left join held on wanted.user_id = held.user_id and wanted.name = held.name
+    where %(full_resync)s or held.user_id is null
+    union all
+    select false as subscribe, held.name, held.user_id
+    from held
+    left join wanted on held.user_id = wanted.user_id and held.name = wanted.name
+    where wanted.user_id is null
+)
+"""
+
+_PLAN = """
+select
+    (select count(*) from (
+        select user_id from ({model}) as model
+        union
+        select user_id from {state} where destination = %(destination)s
+    ) as users) as considered,
+    (select count(*) from held) as held,
+    count(*) filter (where subscribe) as subscribe,
+    count(*) filter (where not subscribe) as unsubscribe,
+    array_agg(distinct name) filter (where subscribe) as entry_lists,
+    (array_agg(distinct user_id collate "C" order by user_id collate "C") filter (where subscribe))[1:%(samples)s]
+        as subscribe_samples,
+    (array_agg(distinct user_id collate "C" order by user_id collate "C") filter (where not subscribe))[
+        1:%(samples)s
+    ] as unsubscribe_samples
+from changes
+"""
+
+# Entries first, then exits; per list in name order, users in id order (batches never mix lists).
+_CHANGES = """
+select subscribe, name, user_id from changes
+order by not subscribe, name collate "C", user_id collate "C"
+"""
+
+
+def _memberships(context: SyncContext, tail: str) -> sql.Composed:
+    target = destination_for(DESTINATION, context.settings)
+    return sql.SQL(_MEMBERSHIPS + tail).format(
+        model=target.model_users_query(context), state=context.state("user_state")
+    )
+
+
+def _params(context: SyncContext) -> dict[str, Any]:
+    return {
+        "destination": DESTINATION,
+        "full_resync": context.options.full_resync,
+        "samples": context.settings.sample_size,
+    }
+
+
+def _plan_counts(context: SyncContext) -> dict[str, Any]:
+    """How many memberships enter and exit, over how many users, with samples (no ids held)."""
+    return context.fetch(_memberships(context, _PLAN), _params(context))[0]
+
+
+def _stream_memberships(context: SyncContext) -> Iterator[tuple[bool, str, list[str]]]:
+    """(subscribe, list name, user ids) batches of at most `iterable_list_max_subscribers`,
+    read from a server-side cursor (WITH HOLD: one snapshot, unaffected by the commits)."""
+    size = max(1, context.settings.iterable_list_max_subscribers)
+    with context.conn.cursor(name="upshift_iterable_list_changes", withhold=True) as cursor:
+        cursor.itersize = max(size, 1000)
+        cursor.execute(_memberships(context, _CHANGES), _params(context))
+        subscribe, name, batch = True, "", []
+        for row_subscribe, row_name, user_id in cursor:
+            if batch and ((row_subscribe, row_name) != (subscribe, name) or len(batch) >= size):
+                yield subscribe, name, batch
+                batch = []
+            subscribe, name = row_subscribe, row_name
+            batch.append(user_id)
+        if batch:
+            yield subscribe, name, batch
 
 
 def _known_lists(context: SyncContext) -> dict[str, int]:

@@ -46,6 +46,9 @@ class SyncSettings:
     rate_limit_min_wait_seconds: float = 1.0
     # Added to every client-side rate window: the destination counts a request on arrival.
     rate_limit_margin_seconds: float = 0.05
+    # Requests of one users step in flight at once per destination (each still under the
+    # client-side limiter; a 429 pauses every thread). 1: one batch at a time.
+    max_requests_in_flight: int = 4
 
     braze_max_objects_per_array: int = 75
     braze_max_objects_combined: int = 0  # 0: no combined cap; 50 or 75 on newer contracts
@@ -102,6 +105,9 @@ class SyncSettings:
         if self.iterable_identify_by not in {"userId", "email"}:
             wrong = self.iterable_identify_by
             raise ValueError(f"{ENV_PREFIX}ITERABLE_IDENTIFY_BY must be userId or email, not {wrong!r}")
+        if self.max_requests_in_flight < 1:
+            wrong = self.max_requests_in_flight
+            raise ValueError(f"{ENV_PREFIX}MAX_REQUESTS_IN_FLIGHT must be at least 1, not {wrong!r}")
         for name in ("max_removal_share", "max_rejected_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{ENV_PREFIX}{name.upper()} must be between 0 and 1, not {getattr(self, name)!r}")

@@ -18,26 +18,27 @@ through the destination's own path first (Iterable users/updateEmail).
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from upshift.sync.changes import AcceptedUser, ModelUser, UserChange, plan_user_changes
+from upshift.sync.changes import AcceptedUser, ModelUser, UserChange, user_change
 from upshift.sync.clients import BrazeClient, IterableClient
 from upshift.sync.context import (
     StepLog,
     SyncContext,
-    batches,
     fail_on_rejections,
     newer_state_synced,
     record_errors,
     refuse_mass_removal,
     resolve_errors,
-    samples,
     skipped_backfill,
 )
-from upshift.sync.destinations import Destination, destination_for, typed_or_failures
+from upshift.sync.destinations import Destination, Failures, destination_for, typed_or_failures
 from upshift.sync.errors import DestinationAuthError, DestinationError, DestinationRejected, SyncRunFailed, redact
 from upshift.sync.fields import ATTRIBUTE_TYPES, check_declared
 
@@ -63,6 +64,125 @@ def load_accepted_users(context: SyncContext, destination: str) -> dict[str, Acc
     }
 
 
+# The model's users joined to the destination's accepted state, one row per user on either
+# side; the comparison runs in the warehouse so the step never holds every user in memory.
+_JOINED = """
+with model as ({model}),
+accepted as (select user_id, payload, payload_hash, email from {state} where destination = %(destination)s),
+joined as (
+    select
+        coalesce(m.user_id, a.user_id) as user_id,
+        m.user_id is not null as in_model,
+        m.payload,
+        m.payload_hash,
+        m.email,
+        a.payload as accepted_payload,
+        coalesce(a.payload_hash, '') as accepted_hash,
+        a.email as accepted_email
+    from model as m
+    full outer join accepted as a on m.user_id = a.user_id
+),
+kinded as (
+    select
+        *,
+        case
+            when not in_model then case when accepted_hash <> '' then 'removed' end
+            when accepted_hash = '' then 'new'
+            when %(full_resync)s or accepted_hash is distinct from payload_hash then 'changed'
+        end as kind
+    from joined
+)
+"""
+
+_COUNTS = """
+select
+    count(*) filter (where in_model) as model_users,
+    count(*) filter (where in_model and kind is null) as unchanged,
+    count(*) filter (where kind = 'new') as new,
+    count(*) filter (where kind = 'changed') as changed,
+    count(*) filter (where kind = 'removed') as removed,
+    count(*) filter (where accepted_hash <> '') as holding,
+    count(*) filter (
+        where kind = 'changed' and coalesce(email, '') <> '' and coalesce(accepted_email, '') <> ''
+        and email <> accepted_email
+    ) as email_changes,
+    (array_agg(user_id order by user_id collate "C") filter (where kind = 'new'))[1:%(samples)s] as new_samples,
+    (array_agg(user_id order by user_id collate "C") filter (where kind = 'changed'))[1:%(samples)s]
+        as changed_samples,
+    (array_agg(user_id order by user_id collate "C") filter (where kind = 'removed'))[1:%(samples)s]
+        as removed_samples
+from kinded
+"""
+
+_KEYS = """
+select distinct field
+from kinded, jsonb_object_keys(coalesce(payload, '{{}}'::jsonb) || coalesce(accepted_payload, '{{}}'::jsonb)) as field
+where kind is not null
+"""
+
+# Model users in id order, then the removed ones (the order plan_user_changes gives).
+_CHANGES = """
+select user_id, in_model, payload, payload_hash, email, accepted_payload, accepted_hash, accepted_email
+from kinded
+where kind is not null
+order by not in_model, user_id collate "C"
+"""
+
+
+def _joined(context: SyncContext, target: Destination, tail: str) -> sql.Composed:
+    return sql.SQL(_JOINED + tail).format(model=target.model_users_query(context), state=context.state("user_state"))
+
+
+def _plan_counts(context: SyncContext, target: Destination) -> dict[str, Any]:
+    params = _params(context, target)
+    return context.fetch(_joined(context, target, _COUNTS), {**params, "samples": context.settings.sample_size})[0]
+
+
+def _fields_to_send(context: SyncContext, target: Destination) -> list[str]:
+    rows = context.fetch(_joined(context, target, _KEYS), _params(context, target))
+    return [row["field"] for row in rows]
+
+
+def _params(context: SyncContext, target: Destination) -> dict[str, Any]:
+    return {"destination": target.name, "full_resync": context.options.full_resync}
+
+
+def stream_user_changes(context: SyncContext, target: Destination) -> Iterator[list[UserChange]]:
+    """The users to send, a batch at a time, from a server-side cursor (memory flat in users).
+
+    The cursor is WITH HOLD: it reads one snapshot, taken before the first batch is committed,
+    so the state the loop writes never changes what it reads.
+    """
+    size = target.user_batch_size
+    full_resync = context.options.full_resync
+    with context.conn.cursor(name=f"upshift_{target.name}_user_changes", withhold=True) as cursor:
+        cursor.itersize = max(size, 1000)
+        cursor.execute(_joined(context, target, _CHANGES), _params(context, target))
+        while rows := cursor.fetchmany(size):
+            batch = []
+            for (
+                user_id,
+                in_model,
+                payload,
+                payload_hash,
+                email,
+                accepted_payload,
+                accepted_hash,
+                accepted_email,
+            ) in rows:
+                row = ModelUser(user_id, payload, payload_hash, email) if in_model else None
+                before = (
+                    AcceptedUser(user_id, accepted_payload, accepted_hash, (), accepted_email)
+                    if accepted_payload is not None
+                    else None
+                )
+                change = user_change(user_id, row, before, full_resync=full_resync)
+                if change is not None:
+                    batch.append(change)
+            if batch:
+                yield batch
+
+
 def sync_users(context: SyncContext, destination: str, client: BrazeClient | IterableClient | None) -> dict[str, Any]:
     """Send the changed users of `destination`; return the step's summary (also in sync_log).
 
@@ -82,20 +202,19 @@ def sync_users(context: SyncContext, destination: str, client: BrazeClient | Ite
     newest = newer_state_synced(context, destination)
     if newest is not None:
         return skipped_backfill(log, summary, newest)
-    model = target.load_model_users(context)
-    accepted_users = load_accepted_users(context, destination)
-    plan = plan_user_changes(model, accepted_users, full_resync=options.full_resync)
-    by_kind = {kind: plan.ids(kind) for kind in ("new", "changed", "removed")}
+    counts = _plan_counts(context, target)
+    kinds = ("new", "changed", "removed")
+    to_send = sum(counts[kind] for kind in kinds)
     summary.update(
-        considered=len(model) + len(by_kind["removed"]),
-        **{kind: len(ids) for kind, ids in by_kind.items()},
-        unchanged=len(plan.unchanged),
-        email_changes=sum(change.email_changed for change in plan.changes),
-        samples={kind: samples(ids, settings.sample_size) for kind, ids in by_kind.items() if ids},
+        considered=counts["model_users"] + counts["removed"],
+        **{kind: counts[kind] for kind in kinds},
+        unchanged=counts["unchanged"],
+        email_changes=counts["email_changes"],
+        samples={kind: list(counts[f"{kind}_samples"]) for kind in kinds if counts[kind]},
     )
-    log.counts.update(considered=summary["considered"], unchanged=len(plan.unchanged))
-    check_declared((change.send for change in plan.changes), ATTRIBUTE_TYPES, f"{destination} users")
-    holding = sum(1 for user in accepted_users.values() if user.payload_hash)
+    log.counts.update(considered=summary["considered"], unchanged=counts["unchanged"])
+    if to_send:
+        check_declared([dict.fromkeys(_fields_to_send(context, target))], ATTRIBUTE_TYPES, f"{destination} users")
     if options.dry_run:
         logger.info("%s users (dry run, nothing sent): %s", destination, _counts_line(summary))
         for kind, ids in summary["samples"].items():
@@ -103,24 +222,23 @@ def sync_users(context: SyncContext, destination: str, client: BrazeClient | Ite
         return log.write(summary)
     if client is None:
         raise ValueError("sync_users needs a client unless options.dry_run is set")
-    refuse_mass_removal(context, f"{destination} users", len(by_kind["removed"]), holding)
+    refuse_mass_removal(context, f"{destination} users", counts["removed"], counts["holding"])
 
-    accepted = removed = failed = rejected = retried = requests = 0
+    totals = dict.fromkeys(("accepted", "removed", "failed", "rejected", "retried", "requests"), 0)
     problem: DestinationError | None = None
-    for batch in batches(plan.changes, target.user_batch_size):
-        requests += 1
-        failures, problem = _send_batch(target, client, batch)
-        done, retried_here = _commit_batch(context, destination, batch, failures)
-        accepted += sum(1 for change in done if change.kind != "removed")
-        removed += sum(1 for change in done if change.kind == "removed")
-        failed += len(failures)
-        rejected += sum(1 for reason, _ in failures.values() if reason != "request_failed")
-        retried += retried_here
-        if problem is not None:
-            break
+    if to_send:
+        problem = _send_all(context, target, client, totals)
     _drop_empty_state(context, destination)
-    summary.update(sent=accepted, removed_sent=removed, failed=failed, retried=retried, requests=requests)
-    log.counts.update(sent=accepted, removed=removed, failed=failed, retried=retried)
+    summary.update(
+        sent=totals["accepted"],
+        removed_sent=totals["removed"],
+        failed=totals["failed"],
+        retried=totals["retried"],
+        requests=totals["requests"],
+    )
+    log.counts.update(
+        sent=totals["accepted"], removed=totals["removed"], failed=totals["failed"], retried=totals["retried"]
+    )
     summary = log.write(summary)
     logger.info("%s users: %s", destination, _counts_line(summary))
     if problem is not None:
@@ -128,13 +246,71 @@ def sync_users(context: SyncContext, destination: str, client: BrazeClient | Ite
             f"{destination} users: {problem} The accepted batches are saved; the rest are sent on the next run "
             f"(see {context.settings.schema}.sync_errors for run {options.run_id})."
         ) from problem
-    fail_on_rejections(context, f"{destination} users", rejected, len(plan.changes))
+    fail_on_rejections(context, f"{destination} users", totals["rejected"], to_send)
     return summary
 
 
-def _send_batch(
-    target: Destination, client: Any, batch: list[UserChange]
-) -> tuple[dict[str, tuple[str, str]], DestinationError | None]:
+def _send_all(
+    context: SyncContext, target: Destination, client: Any, totals: dict[str, int]
+) -> DestinationError | None:
+    """Send every batch with up to `max_requests_in_flight` requests at once; commit each batch's
+    state (in this thread, in send order) only once the destination has answered it. Batches
+    answered by the time the oldest is settled share its transaction (one commit, not one each).
+
+    A transport failure stops new sends; the batches already in flight are still answered and
+    committed. An auth error is raised after the other in-flight batches are committed.
+    """
+    in_flight: deque[tuple[list[UserChange], Future[tuple[Failures, DestinationError | None]]]] = deque()
+    problem: DestinationError | None = None
+    fatal: DestinationAuthError | None = None
+    width = max(1, context.settings.max_requests_in_flight)
+
+    def settle() -> None:
+        """Wait for the oldest batch in flight; commit it with every later one already answered."""
+        nonlocal problem, fatal
+        answered = [in_flight.popleft()]
+        while in_flight and in_flight[0][1].done():
+            answered.append(in_flight.popleft())
+        sent: list[UserChange] = []
+        failures: Failures = {}
+        for batch, future in answered:
+            try:
+                batch_failures, stop = future.result()
+            except DestinationAuthError as error:  # every later batch would be refused too
+                fatal = fatal or error
+                continue
+            problem = problem or stop
+            sent += batch
+            failures.update(batch_failures)
+        if not sent:
+            return
+        done, retried = _commit_batch(context, target.name, sent, failures)
+        totals["accepted"] += sum(1 for change in done if change.kind != "removed")
+        totals["removed"] += sum(1 for change in done if change.kind == "removed")
+        totals["failed"] += len(failures)
+        totals["rejected"] += sum(1 for reason, _ in failures.values() if reason != "request_failed")
+        totals["retried"] += retried
+
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"upshift-{target.name}-users") as pool:
+        changes = stream_user_changes(context, target)
+        try:
+            for batch in changes:
+                if problem is not None or fatal is not None:
+                    break
+                totals["requests"] += 1
+                in_flight.append((batch, pool.submit(_send_batch, target, client, batch)))
+                while len(in_flight) >= width or (in_flight and in_flight[0][1].done()):
+                    settle()
+        finally:
+            changes.close()  # closes the server-side cursor when the loop stopped early
+            while in_flight:
+                settle()
+    if fatal is not None:
+        raise fatal
+    return problem
+
+
+def _send_batch(target: Destination, client: Any, batch: list[UserChange]) -> tuple[Failures, DestinationError | None]:
     """Send one batch: email changes first, then the typed attributes of the users still valid.
 
     Returns the row failures and the transport failure that stops the step (None: go on).
@@ -159,7 +335,9 @@ def _send_batch(
 def _commit_batch(
     context: SyncContext, destination: str, batch: list[UserChange], failures: dict[str, tuple[str, str]]
 ) -> tuple[list[UserChange], int]:
-    """In one transaction: store what was accepted, record what was refused. Returns (accepted, retried)."""
+    """In one transaction: store what was accepted, record what was refused. Returns (accepted, retried).
+
+    `batch` may join several answered batches (their ids are distinct)."""
     done = [change for change in batch if change.user_id not in failures]
     kept = [change for change in done if change.kind != "removed"]
     gone = [change.user_id for change in done if change.kind == "removed"]
