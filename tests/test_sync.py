@@ -627,7 +627,9 @@ def test_a_sync_killed_mid_run_loses_no_user_and_duplicates_no_event(
         "SYNC_BRAZE_KEY": BRAZE_KEY,
         "SYNC_ITERABLE_KEY": ITERABLE_KEY,
     }
-    emulator.emulator.faults.arm({"braze": {"delay_seconds": 0.3}, "iterable": {"delay_seconds": 0.3}})
+    # Each answer waits long enough that the kill lands while an event batch is in flight, even on a
+    # loaded machine (the emulator logs a request once it has answered it).
+    emulator.emulator.faults.arm({"braze": {"delay_seconds": 1.0}, "iterable": {"delay_seconds": 1.0}})
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD_SYNC, AS_OF.isoformat()],
         env=env,
@@ -640,7 +642,7 @@ def test_a_sync_killed_mid_run_loses_no_user_and_duplicates_no_event(
         child.send_signal(signal.SIGKILL)
     finally:
         child.wait(timeout=30)
-    time.sleep(0.5)  # let the in-flight request finish on the emulator side
+    time.sleep(1.5)  # let the in-flight request finish on the emulator side (its delay is 1 s)
     emulator.emulator.faults.clear()
     in_flight = rows(
         pg_conn,
