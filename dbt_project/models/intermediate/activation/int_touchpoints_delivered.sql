@@ -4,7 +4,8 @@
     so rebuilding a date after its sync ran gives the same plan; the sync's
     ledger keeps a due touchpoint from being sent twice. A delivery whose run
     left no log row (the run died and a later one reconciled it) counts from
-    the day it was accepted. -#}
+    the day it was accepted. Only the last touchpoint_horizon_days days' syncs
+    are read: older triggers get no plan, so their deliveries matter to none. -#}
 with
 
 deliveries as (
@@ -31,7 +32,10 @@ earlier_deliveries as (
         on
             deliveries.sync_run_id = runs.sync_run_id
             and deliveries.destination = runs.destination
-    where coalesce(runs.synced_as_of_date, cast(deliveries.sent_at as date)) < {{ as_of_date_literal() }}
+    where
+        coalesce(runs.synced_as_of_date, cast(deliveries.sent_at as date)) < {{ as_of_date_literal() }}
+        and coalesce(runs.synced_as_of_date, cast(deliveries.sent_at as date))
+        >= {{ dbt.dateadd('day', -1 * var('touchpoint_horizon_days'), as_of_date_literal()) }}
 
 ),
 
