@@ -17,11 +17,15 @@ import pytest
 from psycopg import sql
 
 from tests.planted import PLANTED_DIR, actual_quarantine, actual_readiness, expected_quarantine, expected_readiness
-from upshift.dbt import DBT_PROJECT_DIR, DbtCommandFailed, run_dbt
+from upshift.dbt import DBT_PROJECT_DIR, DbtCommandFailed, parse, run_dbt
 from upshift.warehouse import WarehouseSettings, connect
 
 AS_OF = dt.date(2026, 3, 1)
 NEW_YORK = "America/New_York"
+# Data flows one way: a model reads its own layer or the ones before it, never a later one.
+LAYERS = ("staging", "intermediate", "marts")
+# The tags the DAG runs its stages by (dags/upgrade_readiness.py), each behind the previous gate.
+STAGE_TAGS = {"stage_features", "stage_scores", "stage_activation", "stage_metrics"}
 MARTS = [
     "client_readiness",
     "worker_readiness",
@@ -450,3 +454,32 @@ def test_sql_is_sqlfluff_clean(built: WarehouseSettings) -> None:
     )
 
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+@pytest.fixture(scope="module")
+def manifest_models() -> dict[str, dict[str, Any]]:
+    """The project's models by unique id, from the manifest dbt parse writes (what the DAG renders)."""
+    nodes = json.loads(parse().read_text())["nodes"]
+    return {unique_id: node for unique_id, node in nodes.items() if node["resource_type"] == "model"}
+
+
+def test_no_model_reads_a_later_layer(manifest_models: dict[str, dict[str, Any]]) -> None:
+    reads_up = sorted(
+        f"{node['name']} ({node['fqn'][1]}) reads {manifest_models[parent]['name']} "
+        f"({manifest_models[parent]['fqn'][1]})"
+        for node in manifest_models.values()
+        for parent in node["depends_on"]["nodes"]
+        if parent in manifest_models and LAYERS.index(manifest_models[parent]["fqn"][1]) > LAYERS.index(node["fqn"][1])
+    )
+
+    assert {node["fqn"][1] for node in manifest_models.values()} == set(LAYERS)
+    assert reads_up == []
+
+
+def test_every_model_runs_in_exactly_one_stage(manifest_models: dict[str, dict[str, Any]]) -> None:
+    stages = {
+        node["name"]: sorted(tag for tag in node["tags"] if tag.startswith("stage_"))
+        for node in manifest_models.values()
+    }
+
+    assert {name: tags for name, tags in stages.items() if len(tags) != 1 or tags[0] not in STAGE_TAGS} == {}

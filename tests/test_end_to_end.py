@@ -50,12 +50,6 @@ def airflow_for(loaded: WarehouseSettings) -> Iterator[WarehouseSettings]:
     os.environ.update(saved)
 
 
-# Marts that record what the sync delivered: after a run that really sent, a rerun of the same
-# date marks those touchpoints sent and leaves them out of the next payload, so sending nothing
-# twice is what these show; the scheduler test checks the rerun sends nothing.
-DELIVERY_STATE_MARTS = {"touchpoint_plan", "sync_braze__events", "sync_iterable__events"}
-
-
 def mart_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
     """(schema, table) of every mart model in the manifest the DAG renders that the DAG has built."""
     manifest = json.loads(dbt.MANIFEST_PATH.read_text())
@@ -69,8 +63,7 @@ def mart_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
 
 
 def mart_checksums(conn: psycopg.Connection) -> dict[str, str]:
-    """md5 over each mart's rows in a stable order (delivery-state marts aside): equal checksums
-    mean identical tables."""
+    """md5 over each mart's rows in a stable order: equal checksums mean identical tables."""
     return {
         f"{schema}.{table}": conn.execute(
             sql.SQL("select md5(coalesce(string_agg(t::text, E'\\n' order by t::text), '')) from {} as t").format(
@@ -78,7 +71,6 @@ def mart_checksums(conn: psycopg.Connection) -> dict[str, str]:
             )
         ).fetchone()[0]
         for schema, table in mart_tables(conn)
-        if table not in DELIVERY_STATE_MARTS
     }
 
 

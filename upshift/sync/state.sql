@@ -1,6 +1,7 @@
 -- The sync's own state, in the schema named by UPSHIFT_SYNC_SCHEMA (default upshift_sync).
 -- Created idempotently before every step; {schema} is replaced by the quoted schema name.
--- dbt reads event_ledger (macro sent_events(): event_id, destination, status = 'sent', sent_at).
+-- dbt reads event_ledger and sync_log as the source upshift_sync (dbt_project/models/staging/upshift_sync):
+-- which touchpoints earlier as-of dates delivered.
 
 create schema if not exists {schema};
 

@@ -5,7 +5,9 @@
     - held_out: the user is in the measurement holdout (receives nothing);
     - suppressed_converted: the user upgraded after the trigger - no later touch;
     - suppressed_holds_plan: the user already holds the offer's plan or better;
-    - sent: every destination in var sync_destinations accepted it (the sync's ledger);
+    - sent: every destination in var sync_destinations accepted it in the sync of an
+      earlier as-of date (int_touchpoints_delivered), so the plan is the same
+      however often the date is rebuilt;
     - capped: the per-user frequency cap across channels is reached;
     - due: due by the as-of date (midnight) and not yet sent - the sync sends it now;
     - scheduled: due later.
@@ -53,16 +55,7 @@ offer_targets as (
 
 sent as (
 
-    {#- Sent means every configured destination accepted it: while one of them has
-        not, the touchpoint stays due and the sync (whose ledger is per destination)
-        delivers it there only. #}
-    select
-        event_id,
-        max(sent_at) as sent_at
-    from ({{ sent_events() }}) as ledger
-    where destination in ('{{ var("sync_destinations") | join("', '") }}')
-    group by event_id
-    having count(distinct destination) = {{ var('sync_destinations') | length }}
+    select * from {{ ref('int_touchpoints_delivered') }}
 
 ),
 
@@ -102,13 +95,13 @@ deliverable as (
         sent.sent_at,
         case
             when coalesce(planned.is_holdout, false) then 'held_out'
-            when sent.event_id is not null then 'sent'
+            when sent.touchpoint_id is not null then 'sent'
             when coalesce(planned.has_converted_since_trigger, false) then 'suppressed_converted'
             when coalesce(planned.holds_offered_plan, false) then 'suppressed_holds_plan'
         end as settled_status
     from planned
     left join sent
-        on planned.touchpoint_id = sent.event_id
+        on planned.touchpoint_id = sent.touchpoint_id
 
 ),
 

@@ -5,9 +5,9 @@
     in the last offer_suppress_days_after_conversion days. Cold earns no offer. -#}
 with
 
-history as (
+scored as (
 
-    select * from {{ ref('readiness_history') }}
+    select * from {{ ref('int_users_readiness_scored') }}
     where as_of_date = {{ as_of_date_literal() }}
 
 ),
@@ -35,9 +35,9 @@ tier_offers as (
 matched as (
 
     select
-        history.user_id,
-        history.role,
-        history.readiness_tier,
+        scored.user_id,
+        scored.role,
+        scored.readiness_tier,
         tier_offers.offer_code as matched_offer_code,
         case
             when tier_offers.offer_code is null then null
@@ -45,13 +45,13 @@ matched as (
             when plans.last_upgraded_at >= {{ window_start(var('offer_suppress_days_after_conversion')) }}
                 then 'converted_recently'
         end as suppression_reason
-    from history
+    from scored
     left join tier_offers
         on
-            history.role = tier_offers.role
-            and history.readiness_tier = tier_offers.readiness_tier
+            scored.role = tier_offers.role
+            and scored.readiness_tier = tier_offers.readiness_tier
     left join plans
-        on history.user_id = plans.user_id
+        on scored.user_id = plans.user_id
 
 ),
 
