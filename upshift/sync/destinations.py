@@ -16,7 +16,7 @@ from typing import Any
 
 from psycopg import sql
 
-from upshift.sync.changes import ModelUser, UserChange
+from upshift.sync.changes import UserChange
 from upshift.sync.clients import BrazeClient, IterableClient
 from upshift.sync.context import SyncContext
 from upshift.sync.errors import DestinationRejected, redact
@@ -43,15 +43,6 @@ class Destination:
     def model_users_query(self, context: SyncContext) -> sql.Composed:
         """The users model as (user_id, payload, payload_hash, email, list_names)."""
         raise NotImplementedError
-
-    def load_model_users(self, context: SyncContext) -> dict[str, ModelUser]:
-        rows = context.fetch(self.model_users_query(context))
-        return {
-            row["user_id"]: ModelUser(
-                row["user_id"], row["payload"], row["payload_hash"], row["email"], tuple(row["list_names"])
-            )
-            for row in rows
-        }
 
     @property
     def user_batch_size(self) -> int:

@@ -47,23 +47,6 @@ logger = logging.getLogger("upshift.sync")
 STEP = "users"
 
 
-def load_model_users(context: SyncContext, destination: str) -> dict[str, ModelUser]:
-    """The rows of sync_<destination>__users, by user id."""
-    return destination_for(destination, context.settings).load_model_users(context)
-
-
-def load_accepted_users(context: SyncContext, destination: str) -> dict[str, AcceptedUser]:
-    """The user_state rows of a destination, by user id."""
-    query = sql.SQL("select user_id, payload, payload_hash, lists, email from {} where destination = %s")
-    rows = context.fetch(query.format(context.state("user_state")), (destination,))
-    return {
-        row["user_id"]: AcceptedUser(
-            row["user_id"], row["payload"], row["payload_hash"], tuple(row["lists"]), row["email"]
-        )
-        for row in rows
-    }
-
-
 # The model's users joined to the destination's accepted state, one row per user on either
 # side; the comparison runs in the warehouse so the step never holds every user in memory.
 _JOINED = """
