@@ -15,7 +15,7 @@ the Airflow connection `upshift_warehouse`.
 
 **Writes** the dbt project's models under the target schema (`UPSHIFT_PG_SCHEMA`, default
 `analytics`): staging views, intermediate tables, the quarantine of bad raw rows, the marts
-`client_readiness`, `worker_readiness`, `readiness_history`, `readiness_triggers`, the touchpoint
+`user_readiness`, `readiness_history`, `readiness_triggers`, the touchpoint
 plan and sync payloads, and the measurement marts. The sync writes its state (what each
 destination accepted, the event ledger, errors, a log per run) to `UPSHIFT_SYNC_SCHEMA`
 (default `upshift_sync`) and sends to the Airflow connections `braze_default` and

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 PLANTED_DIR = Path(__file__).parent / "fixtures" / "planted"
-READINESS_MARTS = {"client": "client_readiness", "worker": "worker_readiness"}
+READINESS_MART = "user_readiness"
 
 
 def _read(name: str) -> list[dict[str, str]]:
@@ -29,35 +29,35 @@ def expected_readiness() -> dict[str, dict[str, str]]:
 
 
 def actual_readiness(conn: psycopg.Connection, marts_schema: str, user_ids: list[str]) -> dict[str, dict[str, str]]:
-    """The same fields as expected_readiness.csv, read from client_readiness and worker_readiness."""
+    """The same fields as expected_readiness.csv, read from user_readiness."""
+    query = sql.SQL(
+        """
+        select
+            user_id,
+            role,
+            readiness_score,
+            readiness_tier,
+            (
+                select coalesce(string_agg(reason ->> 'signal', '|' order by reason ->> 'signal'), '')
+                from jsonb_array_elements(readiness_reasons) as reason
+            ),
+            coalesce(offer_code, ''),
+            coalesce(suppression_reason, '')
+        from {}
+        where user_id = any(%s)
+        """
+    ).format(sql.Identifier(marts_schema, READINESS_MART))
     actual = {}
-    for role, mart in READINESS_MARTS.items():
-        query = sql.SQL(
-            """
-            select
-                user_id,
-                readiness_score,
-                readiness_tier,
-                (
-                    select coalesce(string_agg(reason ->> 'signal', '|' order by reason ->> 'signal'), '')
-                    from jsonb_array_elements(readiness_reasons) as reason
-                ),
-                coalesce(offer_code, ''),
-                coalesce(suppression_reason, '')
-            from {}
-            where user_id = any(%s)
-            """
-        ).format(sql.Identifier(marts_schema, mart))
-        for user_id, score, tier, signals, offer, suppression in conn.execute(query, (user_ids,)):
-            actual[user_id] = {
-                "user_id": user_id,
-                "role": role,
-                "readiness_score": str(score),
-                "readiness_tier": tier,
-                "fired_signals": signals,
-                "offer_code": offer,
-                "suppression_reason": suppression,
-            }
+    for user_id, role, score, tier, signals, offer, suppression in conn.execute(query, (user_ids,)):
+        actual[user_id] = {
+            "user_id": user_id,
+            "role": role,
+            "readiness_score": str(score),
+            "readiness_tier": tier,
+            "fired_signals": signals,
+            "offer_code": offer,
+            "suppression_reason": suppression,
+        }
     return actual
 
 

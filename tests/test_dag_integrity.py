@@ -413,7 +413,7 @@ def test_every_dbt_task_pins_its_sessions_to_utc(dag) -> None:
 
 
 def test_readiness_is_published_only_after_the_scores_gate(dag) -> None:
-    published = ("client_readiness", "worker_readiness", "readiness_history", "readiness_triggers")
+    published = ("user_readiness", "readiness_history", "readiness_triggers")
     publish_tasks = {name: f"activation.{name}_run" for name in published}
 
     assert "scores.int_users_readiness_scored_run" in _upstream_closure(dag, "scores_gate")

@@ -27,8 +27,7 @@ LAYERS = ("staging", "intermediate", "marts")
 # The tags the DAG runs its stages by (dags/upgrade_readiness.py), each behind the previous gate.
 STAGE_TAGS = {"stage_features", "stage_scores", "stage_activation", "stage_metrics"}
 MARTS = [
-    "client_readiness",
-    "worker_readiness",
+    "user_readiness",
     "readiness_history",
     "readiness_triggers",
     "raw_quarantine",
@@ -126,9 +125,7 @@ def test_quarantined_rows_never_reach_scoring(pg_conn: psycopg.Connection, marts
     scored = {
         user_id
         for (user_id,) in pg_conn.execute(
-            sql.SQL("select user_id from {} union all select user_id from {}").format(
-                sql.Identifier(marts_schema, "client_readiness"), sql.Identifier(marts_schema, "worker_readiness")
-            )
+            sql.SQL("select user_id from {}").format(sql.Identifier(marts_schema, "user_readiness"))
         )
     }
 

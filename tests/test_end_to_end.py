@@ -22,7 +22,8 @@ AS_OF = date(2025, 6, 2)
 # Big enough that the planted users' bad rows (which dbt must quarantine) stay under the raw
 # gate's blocking shares, like the generator's own deliberate dirt.
 MARKETPLACE = {"clients": 1500, "workers": 750, "days": 120, "seed": 11, "dirty_rate": 0.002}
-SIDES = {"client": "client_readiness", "worker": "worker_readiness"}
+SIDES = ("client", "worker")
+READINESS = "user_readiness"
 
 pytestmark = pytest.mark.slow
 
@@ -104,14 +105,16 @@ def _users(conn: psycopg.Connection, role: str, raw_schema: str) -> set[str]:
 
 
 def test_the_dag_builds_every_mart(first_run: dict[str, str]) -> None:
-    expected = {"client_readiness", "worker_readiness", "readiness_history", "readiness_triggers"}
+    expected = {"user_readiness", "readiness_history", "readiness_triggers"}
 
     assert expected <= {name.rsplit(".", 1)[1] for name in first_run}
 
 
 @pytest.mark.parametrize("side", SIDES)
 def test_one_row_per_user_per_side(side: str, first_run, pg_conn: psycopg.Connection, marts, loaded) -> None:
-    rows = pg_conn.execute(sql.SQL("select user_id, as_of_date from {}").format(_mart(marts, SIDES[side]))).fetchall()
+    rows = pg_conn.execute(
+        sql.SQL("select user_id, as_of_date from {} where role = %s").format(_mart(marts, READINESS)), (side,)
+    ).fetchall()
 
     user_ids = [user_id for user_id, _ in rows]
     assert len(user_ids) == len(set(user_ids))
@@ -125,7 +128,7 @@ def test_tiers_are_the_four_documented_values(side: str, first_run, pg_conn: psy
     tiers = {
         tier
         for (tier,) in pg_conn.execute(
-            sql.SQL("select distinct readiness_tier from {}").format(_mart(marts, SIDES[side]))
+            sql.SQL("select distinct readiness_tier from {} where role = %s").format(_mart(marts, READINESS)), (side,)
         )
     }
 
@@ -156,7 +159,7 @@ def test_summary_counts_every_tier_and_shows_no_contact_details(
 
 def test_planted_users_get_their_expected_tier_reasons_and_offer(first_run, pg_conn: psycopg.Connection, marts) -> None:
     expected = expected_readiness()
-    (marts_schema,) = {schema for schema, table in marts if table == "client_readiness"}
+    (marts_schema,) = {schema for schema, table in marts if table == READINESS}
 
     actual = actual_readiness(pg_conn, marts_schema, list(expected))
 

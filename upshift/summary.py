@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     import psycopg
 
 TIERS = ("Cold", "Warming", "Ready", "Overdue")
-SIDES = {"client": "client_readiness", "worker": "worker_readiness"}
+SIDES = ("client", "worker")
+READINESS_MART = "user_readiness"
 QUARANTINE_SUMMARY = "raw_quarantine_summary"
 EXAMPLES_PER_SIDE = 3
 
@@ -79,15 +80,15 @@ def tier_counts(conn: psycopg.Connection, settings: WarehouseSettings, as_of: da
     from psycopg import sql
 
     counts = []
-    for side, mart in SIDES.items():
+    for side in SIDES:
         rows = dict(
             (tier, (users, suppressed))
             for tier, users, suppressed in conn.execute(
                 sql.SQL(
                     "select readiness_tier, count(*), count(*) filter (where is_suppressed) "
-                    "from {} where as_of_date = %s group by readiness_tier"
-                ).format(_identifier(conn, settings, mart)),
-                (as_of,),
+                    "from {} where as_of_date = %s and role = %s group by readiness_tier"
+                ).format(_identifier(conn, settings, READINESS_MART)),
+                (as_of, side),
             )
         )
         counts.extend(TierCount(side, tier, *rows.get(tier, (0, 0))) for tier in TIERS)
@@ -99,7 +100,7 @@ def example_users(conn: psycopg.Connection, settings: WarehouseSettings, as_of: 
     from psycopg import sql
 
     examples = []
-    for side, mart in SIDES.items():
+    for side in SIDES:
         rows = conn.execute(
             sql.SQL(
                 """
@@ -107,14 +108,14 @@ def example_users(conn: psycopg.Connection, settings: WarehouseSettings, as_of: 
                 from (
                     select distinct on (readiness_tier) *
                     from {}
-                    where as_of_date = %s and readiness_tier <> 'Cold'
+                    where as_of_date = %s and role = %s and readiness_tier <> 'Cold'
                     order by readiness_tier, readiness_score desc, user_id
                 ) as best_per_tier
                 order by readiness_score desc, user_id
                 limit %s
                 """
-            ).format(_identifier(conn, settings, mart)),
-            (as_of, EXAMPLES_PER_SIDE),
+            ).format(_identifier(conn, settings, READINESS_MART)),
+            (as_of, side, EXAMPLES_PER_SIDE),
         )
         examples.extend(ExampleUser(side, *row) for row in rows)
     return examples

@@ -24,7 +24,7 @@ from upshift.sync.errors import SyncError, redact
 
 STRING, INTEGER, DECIMAL, BOOLEAN, STRINGS = "string", "integer", "decimal", "boolean", "string_array"
 
-# The personal numbers (int_users_personal_numbers): counts are integers, money and rates decimals.
+# The personal numbers (int_users_personal_numbers_computed): counts are integers, money and rates decimals.
 PERSONAL_NUMBERS = {
     "searches_last_7_days": INTEGER,
     "searches_last_30_days": INTEGER,
@@ -42,7 +42,7 @@ PERSONAL_NUMBERS = {
     "completed_jobs_last_28_days": INTEGER,
 }
 
-# Braze custom attributes / Iterable dataFields (int_sync_user_attributes).
+# Braze custom attributes / Iterable dataFields (messaging_user_attributes).
 ATTRIBUTE_TYPES: dict[str, str] = {
     "upshift_role": STRING,
     "upshift_readiness_tier": STRING,
@@ -61,7 +61,7 @@ ATTRIBUTE_TYPES: dict[str, str] = {
     **{f"upshift_{name}": kind for name, kind in PERSONAL_NUMBERS.items()},
 }
 
-# Event properties (int_sync_events): touchpoints and sequence exits.
+# Event properties (messaging_events): touchpoints and sequence exits.
 EVENT_PROPERTY_TYPES: dict[str, str] = {
     "trigger_id": STRING,
     "trigger_type": STRING,

@@ -6,7 +6,7 @@ with
 
 events as (
 
-    select * from {{ ref('int_sync_events') }}
+    select * from {{ ref('messaging_events') }}
 
 ),
 

@@ -8,7 +8,7 @@ with
 
 attributes as (
 
-    select * from {{ ref('int_sync_user_attributes') }}
+    select * from {{ ref('messaging_user_attributes') }}
 
 ),
 

@@ -1,5 +1,5 @@
 {#- Upsell conversion per trigger type x offer x channel, treatment against the
-    holdout, from the measurable triggers of int_triggers_conversions_observed
+    holdout, from the measurable triggers of trigger_conversions
     (a trigger counts once it is metrics_conversion_window_days old; a user
     converted when an upgrade followed within that window). The channel is the
     first channel the user was shown an offer on within the window; `none` when
@@ -10,7 +10,7 @@ with
 
 observed as (
 
-    select * from {{ ref('int_triggers_conversions_observed') }}
+    select * from {{ ref('trigger_conversions') }}
 
 ),
 

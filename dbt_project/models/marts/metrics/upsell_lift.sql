@@ -17,7 +17,7 @@ with
 
 observed as (
 
-    select * from {{ ref('int_triggers_conversions_observed') }}
+    select * from {{ ref('trigger_conversions') }}
 
 ),
 

@@ -1,7 +1,9 @@
 {#- The published readiness history: one row per user per as-of date, copied
     from int_users_readiness_scored only after the scores gate passed for the
     date (the DAG builds this mart in the activation stage, behind scores_gate),
-    so a blocked date never reaches the marts, the triggers or the sync.
+    so a blocked date never reaches the marts, the triggers or the sync. Its
+    columns are the scored history's, selected whole: the score, tier and
+    streak are defined there only.
 
     Incremental by as-of date: a run deletes and rewrites its own date, so
     rerunning a date replaces it and never duplicates it. full_refresh is off,
@@ -26,23 +28,6 @@ scored as (
     select * from {{ ref('int_users_readiness_scored') }}
     where as_of_date = {{ as_of_date_literal() }}
 
-),
-
-final as (
-
-    select
-        as_of_date,
-        user_id,
-        role,
-        readiness_score,
-        readiness_tier,
-        readiness_reasons,
-        previous_readiness_tier,
-        tier_entered_on,
-        ready_streak_started_on,
-        days_at_ready
-    from scored
-
 )
 
-select * from final
+select * from scored

@@ -15,23 +15,13 @@ touchpoints as (
 
 readiness as (
 
-    select
-        user_id,
-        readiness_tier,
-        readiness_score
-    from {{ ref('client_readiness') }}
-    union all
-    select
-        user_id,
-        readiness_tier,
-        readiness_score
-    from {{ ref('worker_readiness') }}
+    select * from {{ ref('user_readiness') }}
 
 ),
 
 numbers as (
 
-    select * from {{ ref('int_users_personal_numbers') }}
+    select * from {{ ref('int_users_personal_numbers_computed') }}
 
 ),
 

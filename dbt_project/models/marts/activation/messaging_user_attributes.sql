@@ -17,7 +17,7 @@ readiness as (
 
     select
         user_id,
-        'client' as role,
+        role,
         readiness_tier,
         readiness_score,
         readiness_reasons,
@@ -27,23 +27,7 @@ readiness as (
         has_upgraded,
         last_upgraded_at,
         current_plan_code
-    from {{ ref('client_readiness') }}
-
-    union all
-
-    select
-        user_id,
-        'worker' as role,
-        readiness_tier,
-        readiness_score,
-        readiness_reasons,
-        offer_code,
-        is_suppressed,
-        suppression_reason,
-        has_upgraded,
-        last_upgraded_at,
-        current_plan_code
-    from {{ ref('worker_readiness') }}
+    from {{ ref('user_readiness') }}
 
 ),
 
@@ -55,7 +39,7 @@ holdout as (
 
 numbers as (
 
-    select * from {{ ref('int_users_personal_numbers') }}
+    select * from {{ ref('int_users_personal_numbers_computed') }}
 
 ),
 
