@@ -5,8 +5,9 @@
     as-of date before anything is published: readiness_history (and the marts
     and triggers built on it) copies the date only after the gate passed.
 
-    Incremental by as-of date: a run deletes and rewrites its own date, so
-    rerunning a date replaces it and never duplicates it. full_refresh is off:
+    Incremental by as-of date (macros/readiness_history_config.sql): a run
+    deletes and rewrites its own date, so rerunning a date replaces it and
+    never duplicates it. full_refresh is off:
     the history is the memory behind time-in-tier and Overdue, and a rebuild
     cannot recreate past dates (rerun them with their as_of_date instead).
 
@@ -16,18 +17,7 @@
     day does not break it) and restarts at the user's latest upgrade. A date the
     scores gate blocked stays here until it is fixed and rerun; rerun it before
     later dates, as a backfill does. -#}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['as_of_date'],
-        full_refresh=false,
-        on_schema_change='append_new_columns',
-        indexes=[
-            {'columns': ['as_of_date', 'user_id'], 'unique': true},
-        ],
-    )
-}}
+{{ config(**readiness_history_config()) }}
 
 with
 

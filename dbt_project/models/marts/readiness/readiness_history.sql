@@ -5,21 +5,10 @@
     columns are the scored history's, selected whole: the score, tier and
     streak are defined there only.
 
-    Incremental by as-of date: a run deletes and rewrites its own date, so
-    rerunning a date replaces it and never duplicates it. full_refresh is off,
-    as for the scored history it copies. -#}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['as_of_date'],
-        full_refresh=false,
-        on_schema_change='append_new_columns',
-        indexes=[
-            {'columns': ['as_of_date', 'user_id'], 'unique': true},
-        ],
-    )
-}}
+    Kept as the scored history is (macros/readiness_history_config.sql): a
+    run deletes and rewrites its own as-of date, so rerunning a date replaces
+    it and never duplicates it; full_refresh is off. -#}
+{{ config(**readiness_history_config()) }}
 
 with
 
