@@ -67,7 +67,7 @@ searches_and_hires as (
         category,
         searched_at as happened_at,
         1 as same_instant_order,
-        cast(null as timestamp with time zone) as booked_at
+        cast(null as {{ type_timestamptz() }}) as booked_at
     from searches
 
     union all

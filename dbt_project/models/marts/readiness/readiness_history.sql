@@ -9,13 +9,12 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['as_of_date'],
         full_refresh=false,
         on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['as_of_date', 'user_id'], 'unique': true},
         ],
+        **as_of_incremental_config(),
     )
 }}
 
