@@ -111,3 +111,18 @@
     lateral view explode(sequence(cast({{ first_month }} as date), cast({{ last_month }} as date), interval 1 month))
         {{ alias }} as {{ column }}
 {%- endmacro %}
+
+{#- An exact number with a fractional part, for rates and rounded figures:
+    PostgreSQL's unbounded numeric. Spark's bare `numeric` is decimal(10,0), which
+    would cut every fraction, so Spark gets a scale of 9. -#}
+{% macro type_decimal() -%}
+    {{ return(adapter.dispatch('type_decimal', 'upshift')()) }}
+{%- endmacro %}
+
+{% macro postgres__type_decimal() -%}
+    {{ return('numeric') }}
+{%- endmacro %}
+
+{% macro spark__type_decimal() -%}
+    {{ return('decimal(38, 9)') }}
+{%- endmacro %}

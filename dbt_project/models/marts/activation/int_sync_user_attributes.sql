@@ -70,7 +70,7 @@ upsides as (
     select
         numbers.user_id,
         round(
-            cast({{ json_text('numbers.personal_numbers', 'earnings_last_28_days') }} as numeric)
+            cast({{ json_text('numbers.personal_numbers', 'earnings_last_28_days') }} as {{ type_decimal() }})
             * greatest(benchmarks.promoted_contact_rate_multiplier - 1, 0)
         ) as estimated_monthly_upside
     from numbers

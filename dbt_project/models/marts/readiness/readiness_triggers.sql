@@ -55,7 +55,7 @@ repeat_bookings as (
             'previous_booking_id': 'previous_booking_id',
             'category': 'category',
             'days_between_bookings':
-                'round(cast(' ~ seconds_between('previous_booked_at', 'booked_at') ~ ' / 86400 as numeric), 1)',
+                'round(cast(' ~ seconds_between('previous_booked_at', 'booked_at') ~ ' / 86400 as ' ~ type_decimal() ~ '), 1)',
         }) }} as context
     from pair_sequences
     where
