@@ -29,9 +29,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['as_of_date'],
         on_schema_change='append_new_columns',
+        **as_of_incremental_config(),
     )
 }}
 
