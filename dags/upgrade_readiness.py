@@ -93,12 +93,12 @@ from cosmos.constants import (
     TestIndirectSelection,
 )
 from cosmos.operators.watcher import DbtConsumerWatcherSensor
-from cosmos.profiles import PostgresUserPasswordProfileMapping
+from cosmos.profiles import PostgresUserPasswordProfileMapping, SparkThriftProfileMapping
 from upshift_gates import ReadinessGateOperator
 from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
 
 from upshift.dbt import DBT_PROJECT_DIR, MANIFEST_PATH
-from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV
+from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV, warehouse_engine
 
 if not MANIFEST_PATH.is_file():
     raise FileNotFoundError(
@@ -115,6 +115,33 @@ SYNC_ARGS = {
     "full_resync": "{{ params.full_resync }}",
     "force_backfill": "{{ params.force_backfill_sync }}",
 }
+
+
+def _profile_config() -> ProfileConfig:
+    """dbt's profile for the engine UPSHIFT_WAREHOUSE selects (profiles.yml's output of that name).
+
+    PostgreSQL: from the `upshift_warehouse` connection. Spark: a Spark Thrift server (a cluster,
+    Databricks' SQL endpoint) from the Airflow connection UPSHIFT_SPARK_CONN_ID names, or else
+    profiles.yml's `spark` output, a local Spark inside the task's dbt process.
+    """
+    # One build per stage, so dbt's threads are the parallelism (profiles.yml's 4).
+    profile_args = {"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics", "threads": 4}
+    if warehouse_engine() == "spark":
+        spark_conn_id = os.environ.get("UPSHIFT_SPARK_CONN_ID")
+        if spark_conn_id:
+            return ProfileConfig(
+                profile_name="upshift",
+                target_name="spark",
+                profile_mapping=SparkThriftProfileMapping(conn_id=spark_conn_id, profile_args=profile_args),
+            )
+        return ProfileConfig(
+            profile_name="upshift", target_name="spark", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
+        )
+    return ProfileConfig(
+        profile_name="upshift",
+        target_name="postgres",
+        profile_mapping=PostgresUserPasswordProfileMapping(conn_id=AIRFLOW_CONN_ID, profile_args=profile_args),
+    )
 
 
 def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
@@ -134,15 +161,7 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
             # field for session options, so the profile mapping cannot carry it.
             env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test", **SESSION_ENV},
         ),
-        profile_config=ProfileConfig(
-            profile_name="upshift",
-            target_name="dev",
-            profile_mapping=PostgresUserPasswordProfileMapping(
-                conn_id=AIRFLOW_CONN_ID,
-                # One build per stage now, so dbt's threads are the parallelism (profiles.yml's 4).
-                profile_args={"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics", "threads": 4},
-            ),
-        ),
+        profile_config=_profile_config(),
         execution_config=ExecutionConfig(
             execution_mode=ExecutionMode.WATCHER,
             invocation_mode=InvocationMode.DBT_RUNNER,

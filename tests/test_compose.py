@@ -212,3 +212,84 @@ def test_dags_and_plugins_folders_point_into_the_repository(services: dict) -> N
     assert _repo_path(environment["AIRFLOW__CORE__PLUGINS_FOLDER"]) == REPO_ROOT / "plugins"
     assert "airflow:" in services["airflow-scheduler"]["image"]
     assert services["airflow-scheduler"]["image"].endswith("3.3.0-python3.11")
+
+
+CELERY_FILE = REPO_ROOT / "docker-compose.celery.yml"
+CELERY_WORKERS = ("airflow-worker-1", "airflow-worker-2")
+
+
+@pytest.fixture(scope="module")
+def celery_services() -> dict[str, dict]:
+    return yaml.safe_load(CELERY_FILE.read_text())["services"]
+
+
+def _merged_environment(base: dict[str, dict], celery: dict[str, dict], name: str) -> dict[str, str]:
+    """A service's environment as `docker compose -f base -f celery` merges it (maps merge, celery wins)."""
+    source = celery[name].get("extends", {}).get("service")
+    inherited = base[source]["environment"] if source else base.get(name, {}).get("environment", {})
+    return {**inherited, **celery[name].get("environment", {})}
+
+
+def test_the_celery_file_overrides_every_airflow_service_and_adds_two_workers(
+    services: dict, celery_services: dict
+) -> None:
+    airflow = (*AIRFLOW_SERVICES, "airflow-init")
+
+    assert set(celery_services) == {"redis", *airflow, *CELERY_WORKERS}
+    for name in (*airflow, *CELERY_WORKERS):
+        assert _merged_environment(services, celery_services, name)["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    for name in CELERY_WORKERS:
+        worker = celery_services[name]
+        assert _command(worker) == ["celery", "worker"]
+        assert worker["extends"] == {"file": COMPOSE_FILE.name, "service": "airflow-scheduler"}
+        assert worker["hostname"] == name, "each worker has its own Celery node name"
+        assert worker["healthcheck"]["retries"] >= 3
+
+
+def test_celery_uses_redis_as_broker_and_the_metadata_database_as_result_backend(
+    services: dict, celery_services: dict
+) -> None:
+    environment = _merged_environment(services, celery_services, "airflow-worker-1")
+
+    assert environment["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
+    assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://airflow:")
+    assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].endswith("@airflow-metadata/airflow")
+    assert celery_services["redis"]["healthcheck"]["test"][-1] == "ping"
+    for name in (*AIRFLOW_SERVICES, *CELERY_WORKERS):
+        assert celery_services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+
+
+def test_workers_start_after_the_databases_the_migration_and_the_api_server(celery_services: dict) -> None:
+    for name in CELERY_WORKERS:
+        depends_on = celery_services[name]["depends_on"]
+        assert depends_on["airflow-metadata"]["condition"] == "service_healthy"
+        assert depends_on["warehouse"]["condition"] == "service_healthy"
+        assert depends_on["airflow-init"]["condition"] == "service_completed_successfully"
+        assert depends_on["airflow-apiserver"]["condition"] == "service_healthy"
+
+
+def test_workers_run_the_same_dags_connections_and_pools(services: dict, celery_services: dict) -> None:
+    """Workers inherit the scheduler's settings: the same DAGs, connections and repository mount;
+    the pools stay the scheduler's (imported once by airflow-init), so they hold across workers."""
+    scheduler = services["airflow-scheduler"]
+    for name in CELERY_WORKERS:
+        environment = _merged_environment(services, celery_services, name)
+        assert {key: value for key, value in environment.items() if key.startswith("AIRFLOW_CONN_")} == {
+            key: value for key, value in scheduler["environment"].items() if key.startswith("AIRFLOW_CONN_")
+        }
+        assert environment["AIRFLOW__CORE__DAGS_FOLDER"] == scheduler["environment"]["AIRFLOW__CORE__DAGS_FOLDER"]
+    assert "airflow pools import" in " ".join(_command(services["airflow-init"]))
+    assert "command" not in celery_services["airflow-init"], "the base file's init still imports the pools"
+
+
+def test_every_variable_of_the_celery_file_has_a_value_in_env_example() -> None:
+    example = _env_example()
+    referenced = {
+        match["braced"] or match["bare"]
+        for text in _strings(yaml.safe_load(CELERY_FILE.read_text()))
+        for match in _VARIABLE.finditer(text)
+        if not match["default"]
+    }
+
+    assert referenced
+    assert {name for name in referenced if not example.get(name)} == set()

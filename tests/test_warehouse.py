@@ -27,6 +27,7 @@ OWN_SERVER = {
     "UPSHIFT_PG_SCHEMA": "growth",
     "UPSHIFT_RAW_SCHEMA": "landing",
     "UPSHIFT_HOME": "/srv/upshift",
+    "UPSHIFT_WAREHOUSE": "postgres",
 }
 
 
@@ -183,6 +184,15 @@ def test_unsafe_names_are_refused_naming_the_variable(variable: str, value: str)
 def test_a_port_that_is_not_a_number_is_refused() -> None:
     with pytest.raises(WarehouseError, match=r"UPSHIFT_PG_PORT='54x2' is not a port number"):
         WarehouseSettings.from_env({**OWN_SERVER, "UPSHIFT_PG_PORT": "54x2"})
+
+
+def test_the_engine_is_postgres_unless_spark_is_chosen() -> None:
+    assert WarehouseSettings.from_env({"UPSHIFT_HOME": "/srv/upshift"}).engine == "postgres"
+    spark = WarehouseSettings.from_env({**OWN_SERVER, "UPSHIFT_WAREHOUSE": "spark"})
+    assert spark.engine == "spark"
+    assert spark.env()["UPSHIFT_WAREHOUSE"] == "spark"
+    with pytest.raises(WarehouseError, match=r"UPSHIFT_WAREHOUSE='snowflake' is not an engine"):
+        WarehouseSettings.from_env({**OWN_SERVER, "UPSHIFT_WAREHOUSE": "snowflake"})
 
 
 def test_the_cli_prints_one_error_line_for_bad_configuration(

@@ -45,6 +45,9 @@ SESSION_ENV = {"PGTZ": SESSION_TIME_ZONE}
 # PostgreSQL truncates names at 63 bytes; dbt appends `_intermediate` (13) to the target schema.
 MAX_NAME_LENGTH = 63
 SCHEMA_SUFFIX_LENGTH = len("_intermediate")
+# The engines the dbt project builds on (UPSHIFT_WAREHOUSE, the profiles.yml output of that
+# name): PostgreSQL, the default, or Apache Spark through dbt-spark's session method.
+WAREHOUSE_ENGINES = ("postgres", "spark")
 # Schemas: lower case, so the name PostgreSQL stores is the name every tool (dbt, Great
 # Expectations through SQLAlchemy, psql, the sync) writes, quoted or not.
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]*")
@@ -90,6 +93,14 @@ def _port(text: str) -> int:
     return port
 
 
+def warehouse_engine(env: Mapping[str, str] = os.environ) -> str:
+    """The engine UPSHIFT_WAREHOUSE selects (default postgres); anything else is refused by name."""
+    engine = env.get("UPSHIFT_WAREHOUSE") or "postgres"
+    if engine not in WAREHOUSE_ENGINES:
+        raise WarehouseError(f"UPSHIFT_WAREHOUSE={engine!r} is not an engine: use {' or '.join(WAREHOUSE_ENGINES)}.")
+    return engine
+
+
 def upshift_home(env: Mapping[str, str] = os.environ) -> Path:
     """Directory for local state: embedded PostgreSQL data, the Airflow home, stamps."""
     return Path(env.get("UPSHIFT_HOME") or REPO_ROOT / ".upshift").resolve()
@@ -108,6 +119,9 @@ class WarehouseSettings:
     raw_schema: str
     home: Path
     embedded: bool
+    # The engine dbt builds on; the raw tables, the gates and the sync stay on PostgreSQL
+    # unless it is spark (see docs/scaling.md for what runs where).
+    engine: str = "postgres"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> WarehouseSettings:
@@ -122,6 +136,7 @@ class WarehouseSettings:
             raw_schema=env.get("UPSHIFT_RAW_SCHEMA") or "raw",
             home=upshift_home(env),
             embedded=host is None,
+            engine=warehouse_engine(env),
         )
 
     @classmethod
@@ -158,10 +173,12 @@ class WarehouseSettings:
                 "UPSHIFT_PG_SCHEMA": env.get("UPSHIFT_PG_SCHEMA", ""),
                 "UPSHIFT_RAW_SCHEMA": env.get("UPSHIFT_RAW_SCHEMA", ""),
                 "UPSHIFT_HOME": env.get("UPSHIFT_HOME", ""),
+                "UPSHIFT_WAREHOUSE": env.get("UPSHIFT_WAREHOUSE", ""),
             }
         )
 
     def __post_init__(self) -> None:
+        warehouse_engine({"UPSHIFT_WAREHOUSE": self.engine})
         _check_database_name(self.database)
         check_schema_name("UPSHIFT_PG_SCHEMA", self.schema, suffix_length=SCHEMA_SUFFIX_LENGTH)
         check_schema_name("UPSHIFT_RAW_SCHEMA", self.raw_schema)
@@ -202,6 +219,7 @@ class WarehouseSettings:
             "UPSHIFT_PG_SCHEMA": self.schema,
             "UPSHIFT_RAW_SCHEMA": self.raw_schema,
             "UPSHIFT_HOME": str(self.home),
+            "UPSHIFT_WAREHOUSE": self.engine,
         }
 
     def airflow_connection(self) -> str:

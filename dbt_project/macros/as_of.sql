@@ -17,7 +17,7 @@
 {%- endmacro %}
 
 {% macro as_of_timestamp() -%}
-    cast('{{ as_of_date() }} 00:00:00+00' as timestamp with time zone)
+    cast('{{ as_of_date() }} 00:00:00+00' as {{ type_timestamptz() }})
 {%- endmacro %}
 
 {#- Start of the window that ends `end_days_ago` days before the as-of date and

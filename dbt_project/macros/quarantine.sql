@@ -103,7 +103,7 @@
     destination accepts. -#}
 {% macro check_non_finite(column) -%}
     {%- set when -%}
-        ({{ column }} in (cast('NaN' as numeric), cast('Infinity' as numeric), cast('-Infinity' as numeric)))
+        ({{ is_non_finite(column) }})
     {%- endset -%}
     {{ return({'reason': 'non_finite_amount', 'when': when, 'detail': "concat('" ~ column ~ "=', cast(" ~ column ~ " as " ~ dbt.type_string() ~ "))"}) }}
 {%- endmacro %}
@@ -111,6 +111,6 @@
 {#- Check: the event timestamp lies before var('quarantine_earliest_event_date'):
     year 1, -infinity, an epoch default. (+infinity is a future_timestamp.) -#}
 {% macro check_implausible_timestamp(column) -%}
-    {%- set earliest = "cast('" ~ var('quarantine_earliest_event_date') ~ " 00:00:00+00' as timestamp with time zone)" -%}
+    {%- set earliest = "cast('" ~ var('quarantine_earliest_event_date') ~ " 00:00:00+00' as " ~ type_timestamptz() ~ ")" -%}
     {{ return({'reason': 'implausible_timestamp', 'when': '(' ~ column ~ ' < ' ~ earliest ~ ')', 'detail': "concat('" ~ column ~ "=', cast(" ~ column ~ " as " ~ dbt.type_string() ~ "), ' before " ~ var('quarantine_earliest_event_date') ~ "')"}) }}
 {%- endmacro %}

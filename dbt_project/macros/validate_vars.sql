@@ -147,7 +147,7 @@
         {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.identifier) -%}
         {%- if relation is not none -%}
             {%- for column in adapter.get_columns_in_relation(relation) -%}
-                {%- if column.name.endswith('_at') and column.data_type | lower != 'timestamp with time zone' -%}
+                {%- if column.name.endswith('_at') and column.data_type | lower != type_timestamptz() -%}
                     {%- do naive.append(node.schema ~ '.' ~ node.identifier ~ '.' ~ column.name ~ ' is ' ~ column.data_type) -%}
                 {%- endif -%}
             {%- endfor -%}
@@ -155,7 +155,7 @@
     {%- endfor -%}
     {%- if naive -%}
         {{ exceptions.raise_compiler_error(
-            "raw timestamp columns must be timestamp with time zone (the data contract): " ~ naive | join(', ')
+            "raw timestamp columns must be " ~ type_timestamptz() ~ " (the data contract): " ~ naive | join(', ')
             ~ ". Convert them, e.g. alter table ... alter column ... type timestamptz using ... at time zone 'UTC'"
         ) }}
     {%- endif -%}

@@ -49,15 +49,15 @@ client_numbers as (
     select
         clients.client_id as user_id,
         'client' as role,
-        jsonb_build_object(
-            'searches_last_7_days', coalesce(recent_searches.searches_last_7_days, 0),
-            'searches_last_30_days', clients.search_friction_search_count,
-            'hires_last_30_days', clients.search_friction_hire_count,
-            'completed_bookings_last_60_days', clients.spend_frequency_booking_count,
-            'categories_hired_last_90_days', clients.category_breadth_category_count,
-            'bookings_with_favourite_worker', clients.repeat_hire_booking_count,
-            'favourite_worker_id', clients.repeat_hire_worker_id
-        ) as personal_numbers
+        {{ json_object({
+            'searches_last_7_days': 'coalesce(recent_searches.searches_last_7_days, 0)',
+            'searches_last_30_days': 'clients.search_friction_search_count',
+            'hires_last_30_days': 'clients.search_friction_hire_count',
+            'completed_bookings_last_60_days': 'clients.spend_frequency_booking_count',
+            'categories_hired_last_90_days': 'clients.category_breadth_category_count',
+            'bookings_with_favourite_worker': 'clients.repeat_hire_booking_count',
+            'favourite_worker_id': 'clients.repeat_hire_worker_id',
+        }) }} as personal_numbers
     from clients
     left join recent_searches
         on clients.client_id = recent_searches.client_id
@@ -69,15 +69,15 @@ worker_numbers as (
     select
         workers.worker_id as user_id,
         'worker' as role,
-        jsonb_build_object(
-            'profile_views_last_30_days', workers.view_spike_view_count,
-            'contacts_last_30_days', workers.view_spike_contact_count,
-            'contact_rate_last_30_days', round(workers.view_spike_contact_rate, 4),
-            'proposals_decided_last_30_days', workers.bid_to_win_decided_count,
-            'proposals_won_last_30_days', workers.bid_to_win_won_count,
-            'earnings_last_28_days', coalesce(recent_earnings.earnings_last_28_days, 0),
-            'completed_jobs_last_28_days', coalesce(recent_earnings.completed_jobs_last_28_days, 0)
-        ) as personal_numbers
+        {{ json_object({
+            'profile_views_last_30_days': 'workers.view_spike_view_count',
+            'contacts_last_30_days': 'workers.view_spike_contact_count',
+            'contact_rate_last_30_days': 'round(workers.view_spike_contact_rate, 4)',
+            'proposals_decided_last_30_days': 'workers.bid_to_win_decided_count',
+            'proposals_won_last_30_days': 'workers.bid_to_win_won_count',
+            'earnings_last_28_days': 'coalesce(recent_earnings.earnings_last_28_days, 0)',
+            'completed_jobs_last_28_days': 'coalesce(recent_earnings.completed_jobs_last_28_days, 0)',
+        }) }} as personal_numbers
     from workers
     left join recent_earnings
         on workers.worker_id = recent_earnings.worker_id

@@ -140,7 +140,7 @@ final as (
         search_friction_hire_count,
         case
             when search_friction_search_count > 0
-                then cast(search_friction_hire_count as numeric) / search_friction_search_count
+                then cast(search_friction_hire_count as {{ type_decimal() }}) / search_friction_search_count
         end as search_friction_hire_rate,
         spend_frequency_booking_count >= {{ var('client_spend_frequency_min_bookings') }}
             as has_spend_frequency_signal,
@@ -150,7 +150,7 @@ final as (
             as has_repeat_hire_signal,
         (
             search_friction_search_count >= {{ var('client_search_friction_min_searches') }}
-            and cast(search_friction_hire_count as numeric) / nullif(search_friction_search_count, 0)
+            and cast(search_friction_hire_count as {{ type_decimal() }}) / nullif(search_friction_search_count, 0)
             < {{ var('client_search_friction_max_hire_rate') }}
         ) as has_search_friction_signal
     from measured

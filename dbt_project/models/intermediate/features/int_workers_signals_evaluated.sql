@@ -124,27 +124,27 @@ final as (
         bid_to_win_won_count,
         case
             when bid_to_win_decided_count > 0
-                then cast(bid_to_win_won_count as numeric) / bid_to_win_decided_count
+                then cast(bid_to_win_won_count as {{ type_decimal() }}) / bid_to_win_decided_count
         end as bid_to_win_win_rate,
         view_spike_view_count,
         view_spike_prior_view_count,
         view_spike_contact_count,
         case
             when view_spike_view_count > 0
-                then cast(view_spike_contact_count as numeric) / view_spike_view_count
+                then cast(view_spike_contact_count as {{ type_decimal() }}) / view_spike_view_count
         end as view_spike_contact_rate,
         {%- for period in range(1, period_count + 1) %}
         earnings_period_{{ period }},
         {%- endfor %}
         (
             bid_to_win_decided_count >= {{ var('worker_bid_to_win_min_decided_proposals') }}
-            and cast(bid_to_win_won_count as numeric) / nullif(bid_to_win_decided_count, 0)
+            and cast(bid_to_win_won_count as {{ type_decimal() }}) / nullif(bid_to_win_decided_count, 0)
             < {{ var('worker_bid_to_win_max_win_rate') }}
         ) as has_bid_to_win_signal,
         (
             view_spike_view_count >= {{ var('worker_view_spike_min_views') }}
             and view_spike_view_count >= {{ var('worker_view_spike_min_growth_factor') }} * view_spike_prior_view_count
-            and cast(view_spike_contact_count as numeric) / nullif(view_spike_view_count, 0)
+            and cast(view_spike_contact_count as {{ type_decimal() }}) / nullif(view_spike_view_count, 0)
             < {{ var('worker_view_spike_max_contact_rate') }}
         ) as has_profile_view_spike_signal,
         (

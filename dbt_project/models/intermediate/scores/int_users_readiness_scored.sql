@@ -40,18 +40,16 @@ scored as (
         user_id,
         role,
         cast(sum(case when is_fired then signal_weight else 0 end) as integer) as readiness_score,
-        coalesce(
-            jsonb_agg(
-                jsonb_build_object(
-                    'signal', signal_name,
-                    'weight', signal_weight,
-                    'summary', signal_summary,
-                    'values', signal_values
-                )
-                order by signal_weight desc, signal_name asc
-            ) filter (where is_fired),
-            cast('[]' as jsonb)
-        ) as readiness_reasons
+        {{ json_agg(
+            json_object({
+                'signal': 'signal_name',
+                'weight': 'signal_weight',
+                'summary': 'signal_summary',
+                'values': 'signal_values',
+            }, json_keys=['values']),
+            order_by=['-1 * signal_weight', 'signal_name'],
+            where='is_fired',
+        ) }} as readiness_reasons
     from signals
     group by
         as_of_date,

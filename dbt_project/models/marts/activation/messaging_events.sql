@@ -45,19 +45,19 @@ due_touchpoints as (
         touchpoints.role,
         'upshift_touchpoint' as event_name,
         touchpoints.due_at as occurred_at,
-        jsonb_build_object(
-            'trigger_id', touchpoints.trigger_id,
-            'trigger_type', touchpoints.trigger_type,
-            'step', touchpoints.step,
-            'channel', touchpoints.channel,
-            'offer_code', touchpoints.offer_code,
-            'readiness_tier', readiness.readiness_tier,
-            'readiness_score', readiness.readiness_score,
-            'paid_hire_speedup_pct',
-            case when touchpoints.role = 'client' then benchmarks.paid_client_hire_speedup_pct end,
-            'promoted_contact_multiplier',
-            case when touchpoints.role = 'worker' then benchmarks.promoted_contact_rate_multiplier end
-        ) || coalesce(numbers.personal_numbers, cast('{}' as jsonb)) as properties
+        {{ json_merge(json_object({
+            'trigger_id': 'touchpoints.trigger_id',
+            'trigger_type': 'touchpoints.trigger_type',
+            'step': 'touchpoints.step',
+            'channel': 'touchpoints.channel',
+            'offer_code': 'touchpoints.offer_code',
+            'readiness_tier': 'readiness.readiness_tier',
+            'readiness_score': 'readiness.readiness_score',
+            'paid_hire_speedup_pct':
+                "case when touchpoints.role = 'client' then benchmarks.paid_client_hire_speedup_pct end",
+            'promoted_contact_multiplier':
+                "case when touchpoints.role = 'worker' then benchmarks.promoted_contact_rate_multiplier end",
+        }), 'coalesce(numbers.personal_numbers, ' ~ json_empty_object() ~ ')') }} as properties
     from touchpoints
     left join readiness
         on touchpoints.user_id = readiness.user_id
@@ -97,12 +97,12 @@ exits as (
         exited_sequences.role,
         'upshift_sequence_exit' as event_name,
         plans.last_upgraded_at as occurred_at,
-        jsonb_build_object(
-            'trigger_id', exited_sequences.trigger_id,
-            'trigger_type', exited_sequences.trigger_type,
-            'offer_code', exited_sequences.offer_code,
-            'upgraded_plan', plans.last_upgraded_plan_code
-        ) as properties
+        {{ json_object({
+            'trigger_id': 'exited_sequences.trigger_id',
+            'trigger_type': 'exited_sequences.trigger_type',
+            'offer_code': 'exited_sequences.offer_code',
+            'upgraded_plan': 'plans.last_upgraded_plan_code',
+        }) }} as properties
     from exited_sequences
     inner join plans
         on exited_sequences.user_id = plans.user_id

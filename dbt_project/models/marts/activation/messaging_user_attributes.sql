@@ -54,7 +54,7 @@ upsides as (
     select
         numbers.user_id,
         round(
-            cast(numbers.personal_numbers ->> 'earnings_last_28_days' as numeric)
+            cast({{ json_text('numbers.personal_numbers', 'earnings_last_28_days') }} as {{ type_decimal() }})
             * greatest(benchmarks.promoted_contact_rate_multiplier - 1, 0)
         ) as estimated_monthly_upside
     from numbers
@@ -69,33 +69,25 @@ attributed as (
         readiness.user_id,
         readiness.role,
         readiness.readiness_tier,
-        jsonb_build_object(
-            'upshift_role', readiness.role,
-            'upshift_readiness_tier', readiness.readiness_tier,
-            'upshift_readiness_score', readiness.readiness_score,
-            'upshift_offer_code', readiness.offer_code,
-            'upshift_offer_suppressed', readiness.is_suppressed,
-            'upshift_suppression_reason', readiness.suppression_reason,
-            'upshift_signals', (
-                select coalesce(jsonb_agg(reason -> 'signal'), cast('[]' as jsonb))
-                from jsonb_array_elements(readiness.readiness_reasons) as reason
-            ),
-            'upshift_reasons', (
-                select coalesce(jsonb_agg(reason -> 'summary'), cast('[]' as jsonb))
-                from jsonb_array_elements(readiness.readiness_reasons) as reason
-            ),
-            'upshift_has_upgraded', readiness.has_upgraded,
-            'upshift_upgraded_on', cast(cast(readiness.last_upgraded_at as date) as {{ dbt.type_string() }}),
-            'upshift_current_plan', readiness.current_plan_code,
-            'upshift_paid_hire_speedup_pct',
-            case when readiness.role = 'client' then benchmarks.paid_client_hire_speedup_pct end,
-            'upshift_promoted_contact_multiplier',
-            case when readiness.role = 'worker' then benchmarks.promoted_contact_rate_multiplier end,
-            'upshift_estimated_monthly_upside', upsides.estimated_monthly_upside
-        ) || (
-            select coalesce(jsonb_object_agg('upshift_' || number.key, number.value), cast('{}' as jsonb))
-            from jsonb_each(numbers.personal_numbers) as number
-        ) as attributes
+        {{ json_merge(json_object({
+            'upshift_role': 'readiness.role',
+            'upshift_readiness_tier': 'readiness.readiness_tier',
+            'upshift_readiness_score': 'readiness.readiness_score',
+            'upshift_offer_code': 'readiness.offer_code',
+            'upshift_offer_suppressed': 'readiness.is_suppressed',
+            'upshift_suppression_reason': 'readiness.suppression_reason',
+            'upshift_signals': json_array_pluck('readiness.readiness_reasons', 'signal'),
+            'upshift_reasons': json_array_pluck('readiness.readiness_reasons', 'summary'),
+            'upshift_has_upgraded': 'readiness.has_upgraded',
+            'upshift_upgraded_on': 'cast(cast(readiness.last_upgraded_at as date) as ' ~ dbt.type_string() ~ ')',
+            'upshift_current_plan': 'readiness.current_plan_code',
+            'upshift_paid_hire_speedup_pct':
+                "case when readiness.role = 'client' then benchmarks.paid_client_hire_speedup_pct end",
+            'upshift_promoted_contact_multiplier':
+                "case when readiness.role = 'worker' then benchmarks.promoted_contact_rate_multiplier end",
+            'upshift_estimated_monthly_upside': 'upsides.estimated_monthly_upside',
+        }, json_keys=['upshift_signals', 'upshift_reasons']), json_prefix_keys('numbers.personal_numbers', 'upshift_')) }}
+            as attributes
     from readiness
     inner join holdout
         on readiness.user_id = holdout.user_id
@@ -116,7 +108,7 @@ stripped as (
         user_id,
         role,
         readiness_tier,
-        jsonb_strip_nulls(attributes) as attributes
+        {{ json_strip_nulls('attributes') }} as attributes
     from attributed
 
 ),

@@ -67,13 +67,13 @@ searches_and_hires as (
         category,
         searched_at as happened_at,
         1 as same_instant_order,
-        cast(null as timestamp with time zone) as booked_at
+        cast(null as {{ type_timestamptz() }}) as booked_at
     from searches
 
     union all
 
     select
-        cast(null as text) as search_id,
+        cast(null as {{ dbt.type_string() }}) as search_id,
         client_id,
         category,
         booked_at as happened_at,
@@ -144,9 +144,9 @@ worker_reach as (
 worker_rates as (
 
     select
-        max(case when is_promoted then cast(contacts as numeric) / nullif(profile_views, 0) end)
+        max(case when is_promoted then cast(contacts as {{ type_decimal() }}) / nullif(profile_views, 0) end)
             as promoted_worker_contact_rate,
-        max(case when not is_promoted then cast(contacts as numeric) / nullif(profile_views, 0) end)
+        max(case when not is_promoted then cast(contacts as {{ type_decimal() }}) / nullif(profile_views, 0) end)
             as other_worker_contact_rate,
         coalesce(max(case when is_promoted then workers end), 0) as promoted_workers_measured,
         coalesce(max(case when not is_promoted then workers end), 0) as other_workers_measured
@@ -158,14 +158,14 @@ final as (
 
     select
         {{ as_of_date_literal() }} as as_of_date,
-        round(cast(client_speed.paid_client_median_hours_to_hire as numeric), 1) as paid_client_median_hours_to_hire,
-        round(cast(client_speed.free_client_median_hours_to_hire as numeric), 1) as free_client_median_hours_to_hire,
+        round(cast(client_speed.paid_client_median_hours_to_hire as {{ type_decimal() }}), 1) as paid_client_median_hours_to_hire,
+        round(cast(client_speed.free_client_median_hours_to_hire as {{ type_decimal() }}), 1) as free_client_median_hours_to_hire,
         round(
             cast(
                 100 * (
                     1 - client_speed.paid_client_median_hours_to_hire
                     / nullif(client_speed.free_client_median_hours_to_hire, 0)
-                ) as numeric
+                ) as {{ type_decimal() }}
             ),
             0
         ) as paid_client_hire_speedup_pct,

@@ -17,7 +17,7 @@ final as (
         cast(user_id as {{ dbt.type_string() }}) as external_id,
         cast(role as {{ dbt.type_string() }}) as role,
         cast(readiness_tier as {{ dbt.type_string() }}) as readiness_tier,
-        cast(attributes as jsonb) as attributes,
+        cast(attributes as {{ type_json() }}) as attributes,
         cast(attributes_hash as {{ dbt.type_string() }}) as payload_hash
     from attributes
 

@@ -17,7 +17,7 @@ final as (
         cast(user_id as {{ dbt.type_string() }}) as user_id,
         cast(event_name as {{ dbt.type_string() }}) as event_name,
         occurred_at,
-        cast(properties as jsonb) as properties
+        cast(properties as {{ type_json() }}) as properties
     from events
 
 )

@@ -29,10 +29,10 @@ final as (
         cast(users.email as {{ dbt.type_string() }}) as email,
         cast(attributes.role as {{ dbt.type_string() }}) as role,
         cast(attributes.readiness_tier as {{ dbt.type_string() }}) as readiness_tier,
-        cast(attributes.attributes as jsonb) as data_fields,
-        jsonb_build_array(
-            concat('upshift_', attributes.role, '_', lower(attributes.readiness_tier))
-        ) as list_names,
+        cast(attributes.attributes as {{ type_json() }}) as data_fields,
+        {{ json_array([
+            "concat('upshift_', attributes.role, '_', lower(attributes.readiness_tier))"
+        ]) }} as list_names,
         md5(concat(
             attributes.attributes_hash,
             '|', coalesce(users.email, ''),

@@ -112,7 +112,7 @@ counted as (
         count(case when settled_status is null or settled_status = 'sent' then 1 end) over (
             partition by user_id
             order by due_at
-            range between interval '{{ cap_days }} days' preceding and current row
+            range between {{ interval_days(cap_days) }} preceding and current row
         ) as touches_in_cap_window
     from deliverable
 

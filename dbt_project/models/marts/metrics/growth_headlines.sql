@@ -29,9 +29,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['as_of_date'],
         on_schema_change='append_new_columns',
+        **as_of_incremental_config(),
     )
 }}
 
@@ -125,9 +124,9 @@ final as (
         cast({{ expansion_healthy_pct }} as {{ dbt.type_numeric() }}) as expansion_share_healthy_pct,
         cast({{ expansion_healthy_max_pct }} as {{ dbt.type_numeric() }}) as expansion_share_healthy_max_pct,
         cast({{ expansion_underdeveloped_pct }} as {{ dbt.type_numeric() }}) as expansion_share_underdeveloped_pct,
-        round(cast(recent_upgrades.median_days_to_upgrade as numeric), 1) as median_days_to_upgrade,
-        round(cast(recent_upgrades.p75_days_to_upgrade as numeric), 1) as p75_days_to_upgrade,
-        round(cast(recent_upgrades.upgrades_within_target_pct as numeric), 1) as upgrades_within_target_pct,
+        round(cast(recent_upgrades.median_days_to_upgrade as {{ type_decimal() }}), 1) as median_days_to_upgrade,
+        round(cast(recent_upgrades.p75_days_to_upgrade as {{ type_decimal() }}), 1) as p75_days_to_upgrade,
+        round(cast(recent_upgrades.upgrades_within_target_pct as {{ type_decimal() }}), 1) as upgrades_within_target_pct,
         recent_upgrades.upgrades_measured,
         case
             when recent_upgrades.median_days_to_upgrade is null then 'grey'

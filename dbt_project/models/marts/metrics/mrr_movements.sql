@@ -69,9 +69,7 @@ months as (
 
     select cast(month_starts.month_start as date) as month_start
     from bounds
-    cross join lateral generate_series(
-        cast(bounds.first_month as timestamp), cast(bounds.last_month as timestamp), interval '1 month'
-    ) as month_starts (month_start)
+    {{ join_month_series('bounds.first_month', 'bounds.last_month', 'month_starts', 'month_start') }}
 
 ),
 

@@ -16,7 +16,7 @@ past_history as (
         role,
         readiness_tier,
         readiness_reasons,
-        cast(as_of_date as timestamp with time zone) as observed_at
+        cast(as_of_date as {{ type_timestamptz() }}) as observed_at
     from {{ ref('readiness_history') }}
     where as_of_date <= {{ dbt.dateadd('day', -1 * window_days, as_of_date_literal()) }}
 
@@ -69,7 +69,7 @@ by_signal as (
     select
         signals.role,
         signals.signal_name as segment,
-        observations.readiness_reasons @> jsonb_build_array(jsonb_build_object('signal', signals.signal_name))
+        {{ json_array_has('observations.readiness_reasons', 'signal', 'signals.signal_name') }}
             as is_fired,
         observations.has_converted
     from observations

@@ -61,7 +61,7 @@ final as (
         plan_code,
         first_triggered_at,
         upgraded_at,
-        round(cast({{ dbt.datediff('first_triggered_at', 'upgraded_at', 'second') }} as numeric) / 86400, 1)
+        round(cast({{ dbt.datediff('first_triggered_at', 'upgraded_at', 'second') }} as {{ type_decimal() }}) / 86400, 1)
             as days_to_upgrade,
         {{ dbt.datediff('first_triggered_at', 'upgraded_at', 'second') }}
         <= {{ var('metrics_time_to_upgrade_target_days') }} * 86400 as is_within_target,

@@ -46,8 +46,8 @@ rates as (
 
     select
         *,
-        cast(treatment_converted as numeric) / nullif(treatment_users, 0) as treatment_rate,
-        cast(holdout_converted as numeric) / nullif(holdout_users, 0) as holdout_rate
+        cast(treatment_converted as {{ type_decimal() }}) / nullif(treatment_users, 0) as treatment_rate,
+        cast(holdout_converted as {{ type_decimal() }}) / nullif(holdout_users, 0) as holdout_rate
     from by_offer
 
 ),

@@ -49,15 +49,14 @@ repeat_bookings as (
         'client' as role,
         booked_at as triggered_at,
         booking_id as episode_key,
-        jsonb_build_object(
-            'worker_id', worker_id,
-            'booking_id', booking_id,
-            'previous_booking_id', previous_booking_id,
-            'category', category,
-            'days_between_bookings', round(
-                cast(extract(epoch from booked_at - previous_booked_at) / 86400 as numeric), 1
-            )
-        ) as context
+        {{ json_object({
+            'worker_id': 'worker_id',
+            'booking_id': 'booking_id',
+            'previous_booking_id': 'previous_booking_id',
+            'category': 'category',
+            'days_between_bookings':
+                'round(cast(' ~ seconds_between('previous_booked_at', 'booked_at') ~ ' / 86400 as ' ~ type_decimal() ~ '), 1)',
+        }) }} as context
     from pair_sequences
     where
         previous_booked_at >= {{ dbt.dateadd('day', -1 * within_days, 'booked_at') }}
@@ -77,14 +76,14 @@ tier_changes as (
         end as trigger_type,
         user_id,
         role,
-        cast(cast(as_of_date as {{ dbt.type_string() }}) || ' 00:00:00+00' as timestamp with time zone) as triggered_at,
+        cast(cast(as_of_date as {{ dbt.type_string() }}) || ' 00:00:00+00' as {{ type_timestamptz() }}) as triggered_at,
         cast(as_of_date as {{ dbt.type_string() }}) as episode_key,
-        jsonb_build_object(
-            'readiness_score', readiness_score,
-            'readiness_tier', readiness_tier,
-            'previous_readiness_tier', previous_readiness_tier,
-            'readiness_reasons', readiness_reasons
-        ) as context
+        {{ json_object({
+            'readiness_score': 'readiness_score',
+            'readiness_tier': 'readiness_tier',
+            'previous_readiness_tier': 'previous_readiness_tier',
+            'readiness_reasons': 'readiness_reasons',
+        }, json_keys=['readiness_reasons']) }} as context
     from {{ ref('readiness_history') }}
     where
         as_of_date <= {{ as_of_date_literal() }}

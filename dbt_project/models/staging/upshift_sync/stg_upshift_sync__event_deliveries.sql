@@ -17,7 +17,7 @@ source as (
         cast(null as {{ dbt.type_string() }}) as user_id,
         cast(null as {{ dbt.type_string() }}) as event_name,
         cast(null as {{ dbt.type_string() }}) as status,
-        cast(null as timestamp with time zone) as sent_at,
+        cast(null as {{ type_timestamptz() }}) as sent_at,
         cast(null as {{ dbt.type_string() }}) as run_id
     where false
 

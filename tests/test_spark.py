@@ -1,0 +1,254 @@
+"""The same dbt project on Apache Spark gives the same answers as on PostgreSQL.
+
+The planted fixtures are loaded into both engines (PostgreSQL through COPY, Spark as Parquet
+tables, upshift/spark.py) and built once on each with the same vars; then the readiness marts
+(tiers, scores, reasons, offers, suppressions), the quarantine reasons and every metrics mart are
+compared row by row. Spark runs in local mode inside this process (dbt-spark's session method),
+so the test needs Java 17 and the lock's pyspark, nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.planted import PLANTED_DIR, expected_quarantine, expected_readiness
+from upshift.dbt import run_dbt
+from upshift.warehouse import WarehouseSettings
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+AS_OF = dt.date(2026, 3, 1)
+VARS = ["--vars", json.dumps({"as_of_date": AS_OF.isoformat()})]
+READINESS_MARTS = ("user_readiness",)
+METRICS_MARTS = (
+    "mrr_movements",
+    "upsell_conversion",
+    "upsell_lift",
+    "time_to_upgrade",
+    "upgrade_retention",
+    "addressable_gap",
+    "tier_mix_daily",
+    "ready_without_conversion",
+    "signal_backtest",
+    "growth_headlines",
+)
+# Metrics marts the planted world leaves empty (no history of earlier as-of dates): compared, but
+# their equality proves nothing beyond both builds succeeding.
+EMPTY_WITH_PLANTED = {"ready_without_conversion", "signal_backtest"}
+# Activation marts compared too; hashes of JSON text differ by engine (key order, number format).
+ACTIVATION_MARTS = {
+    "readiness_triggers": None,
+    "touchpoint_plan": None,
+    "sync_braze__users": ["external_id", "role", "readiness_tier", "attributes"],
+    "sync_iterable__users": ["user_id", "email", "role", "readiness_tier", "data_fields", "list_names"],
+}
+# Columns holding JSON documents (jsonb on PostgreSQL, JSON text on Spark): compared parsed.
+JSON_COLUMNS = {"readiness_reasons", "signal_values", "context", "personal_numbers", "attributes", "properties"}
+
+
+def _java_missing() -> bool:
+    return shutil.which("java") is None
+
+
+@pytest.fixture(scope="module")
+def spark_settings(warehouse: WarehouseSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Settings for the Spark engine, with this module's own Spark home, and its session."""
+    if _java_missing():
+        pytest.skip("no Java runtime: Spark needs one (Debian: openjdk-17-jre-headless)")
+    from upshift.spark import spark_session
+
+    home = tmp_path_factory.mktemp("spark-home")
+    settings = replace(warehouse, engine="spark", home=Path(home))
+    session = spark_session({**settings.env()})
+    session.sparkContext.setLogLevel("ERROR")
+    yield settings, session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def builds(
+    warehouse: WarehouseSettings,
+    pg_conn: psycopg.Connection,
+    spark_settings: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    """The planted fixtures built on PostgreSQL and on Spark (one dbt build each, unit tests apart)."""
+    from upshift.generator import load_planted
+    from upshift.spark import load_planted_spark
+
+    settings, session = spark_settings
+    # Target paths of their own: the DAG's manifest in dbt_project/target stays PostgreSQL's.
+    load_planted(pg_conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
+    pg_target = tmp_path_factory.mktemp("postgres-target")
+    run_dbt(["build", "--exclude-resource-type", "unit_test", *VARS, "--target-path", str(pg_target)], warehouse)
+    started = time.monotonic()
+    load = load_planted_spark(session, PLANTED_DIR, as_of=AS_OF, schema=settings.raw_schema)
+    target = tmp_path_factory.mktemp("spark-target")
+    # Models and seeds only: the data tests ran on PostgreSQL, and each costs Spark ~1 s.
+    spark_build = ["build", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
+    run_dbt([*spark_build, *VARS, "--target-path", str(target)], settings)
+    return {"load": load, "session": session, "settings": settings, "seconds": time.monotonic() - started}
+
+
+def _normal(value: Any, column: str) -> Any:
+    """A value as both engines' drivers should agree on it: numbers to 6 places, JSON parsed."""
+    if value is None:
+        return None
+    if column in JSON_COLUMNS or column in {"data_fields", "list_names"}:
+        document = json.loads(value) if isinstance(value, str) else value
+        return _normal_json(document)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float, decimal.Decimal)):
+        number = float(value)
+        return None if math.isnan(number) else round(number, 6)
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _normal_json(document: Any) -> Any:
+    if isinstance(document, dict):
+        return {key: _normal_json(item) for key, item in document.items()}
+    if isinstance(document, list):
+        return [_normal_json(item) for item in document]
+    if isinstance(document, (int, float)) and not isinstance(document, bool):
+        return round(float(document), 6)
+    return document
+
+
+def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True, default=str))
+
+
+def _pg_rows(conn: psycopg.Connection, schema: str, table: str, columns: list[str] | None = None) -> list[dict]:
+    query = sql.SQL("select * from {}").format(sql.Identifier(schema, table))
+    with conn.cursor() as cursor:
+        cursor.execute(query)
+        names = [column.name for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    keep = columns or names
+    return _sorted([{name: _normal(row[name], name) for name in keep} for row in rows])
+
+
+def _spark_rows(session: Any, schema: str, table: str, columns: list[str] | None = None) -> list[dict]:
+    rows = [row.asDict() for row in session.table(f"{schema}.{table}").collect()]
+    keep = columns or (list(rows[0]) if rows else [])
+    return _sorted([{name: _normal(row[name], name) for name in keep} for row in rows])
+
+
+def _marts(settings: WarehouseSettings) -> str:
+    return f"{settings.schema}_marts"
+
+
+def test_the_spark_build_and_how_long_it_takes(builds: dict[str, Any]) -> None:
+    """Every model and data test passed on Spark (run_dbt raises otherwise); the time is reported."""
+    print(f"\nSpark: planted fixtures loaded and built in {builds['seconds']:.0f} s")
+    assert builds["load"].unrepresentable == {"bookings": ["planted_b_nan"], "subscriptions": ["planted_sub_nan"]}
+
+
+def test_tiers_scores_reasons_and_offers_match(
+    builds: dict[str, Any], warehouse: WarehouseSettings, pg_conn: psycopg.Connection
+) -> None:
+    session, settings = builds["session"], builds["settings"]
+    columns = [
+        "user_id",
+        "role",
+        "readiness_score",
+        "readiness_tier",
+        "readiness_reasons",
+        "offer_code",
+        "matched_offer_code",
+        "is_suppressed",
+        "suppression_reason",
+        "days_in_tier",
+        "days_at_ready",
+        "current_plan_code",
+    ]
+    for mart in READINESS_MARTS:
+        on_postgres = _pg_rows(pg_conn, _marts(warehouse), mart, columns)
+        on_spark = _spark_rows(session, _marts(settings), mart, columns)
+        assert on_postgres, mart
+        assert on_spark == on_postgres, mart
+    planted = {row["user_id"]: row for mart in READINESS_MARTS for row in _spark_rows(session, _marts(settings), mart)}
+    for user_id, expected in expected_readiness().items():
+        fired = "|".join(sorted(reason["signal"] for reason in planted[user_id]["readiness_reasons"]))
+        assert (planted[user_id]["readiness_tier"], fired) == (expected["readiness_tier"], expected["fired_signals"])
+
+
+def test_quarantine_reasons_match(
+    builds: dict[str, Any], warehouse: WarehouseSettings, pg_conn: psycopg.Connection
+) -> None:
+    """The same rows quarantined for the same reasons, but for the NaN amounts Spark cannot load."""
+    columns = ["source_table", "record_id", "quarantine_reason"]
+    unloadable = {record_id for ids in builds["load"].unrepresentable.values() for record_id in ids}
+    quarantined = _pg_rows(pg_conn, _marts(warehouse), "raw_quarantine", columns)
+    on_postgres = [row for row in quarantined if row["record_id"] not in unloadable]
+    on_spark = _spark_rows(builds["session"], _marts(builds["settings"]), "raw_quarantine", columns)
+
+    assert on_spark == on_postgres
+    planted = {(row["source_table"], row["record_id"] or "", row["quarantine_reason"]) for row in on_spark}
+    assert {row for row in expected_quarantine() if row[1] not in unloadable} <= planted
+
+
+@pytest.mark.parametrize("mart", METRICS_MARTS)
+def test_metric_values_match(
+    builds: dict[str, Any], warehouse: WarehouseSettings, pg_conn: psycopg.Connection, mart: str
+) -> None:
+    on_postgres = _pg_rows(pg_conn, _marts(warehouse), mart)
+    columns = list(on_postgres[0]) if on_postgres else None
+    on_spark = _spark_rows(builds["session"], _marts(builds["settings"]), mart, columns)
+
+    assert on_spark == on_postgres
+    assert bool(on_postgres) != (mart in EMPTY_WITH_PLANTED), f"{mart}: rows on PostgreSQL: {len(on_postgres)}"
+
+
+@pytest.mark.parametrize("mart", ACTIVATION_MARTS)
+def test_activation_marts_match(
+    builds: dict[str, Any], warehouse: WarehouseSettings, pg_conn: psycopg.Connection, mart: str
+) -> None:
+    columns = ACTIVATION_MARTS[mart]
+    on_postgres = _pg_rows(pg_conn, _marts(warehouse), mart, columns)
+    on_spark = _spark_rows(builds["session"], _marts(builds["settings"]), mart, columns or list(on_postgres[0]))
+
+    assert on_postgres
+    assert on_spark == on_postgres
+
+
+# Unit tests whose given rows are PostgreSQL SQL (timestamptz, generate_series, lateral unnest)
+# or that Spark's analyser rejects (platform_benchmarks groups by an IN-subquery expression):
+# not yet portable, so left out on Spark; every other unit test runs there.
+NOT_YET_ON_SPARK = (
+    "client_signals_fire_exactly_at_their_edges",
+    "worker_signals_fire_exactly_at_their_edges",
+    "platform_comparisons_come_from_the_data",
+    "search_counts_the_first_later_hire_in_its_category",
+    "lift_needs_a_holdout",
+)
+
+
+def test_the_unit_tests_pass_on_spark(builds: dict[str, Any], tmp_path: Path) -> None:
+    excluded = [argument for name in NOT_YET_ON_SPARK for argument in ("--exclude", name)]
+    arguments = ["test", "--select", "resource_type:unit_test", *excluded, *VARS, "--target-path", str(tmp_path)]
+
+    results = run_dbt(arguments, builds["settings"])
+
+    unit_tests = [result for result in results if str(result.node.resource_type) == "unit_test"]
+    assert len(unit_tests) >= 13
+    assert {str(result.status) for result in unit_tests} == {"pass"}
