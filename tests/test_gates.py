@@ -53,8 +53,8 @@ def clean(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> Warehous
 def _schemas(settings: WarehouseSettings) -> dict[str, str]:
     return {
         "raw": settings.raw_schema,
-        "intermediate": f"{settings.schema}_intermediate",
-        "marts": f"{settings.schema}_marts",
+        "intermediate": settings.layer_schema("intermediate"),
+        "marts": settings.layer_schema("marts"),
     }
 
 

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any, get_type_hints
 
+from upshift.warehouse import DEFAULT_SYNC_SCHEMA, check_schema_name
+
 ENV_PREFIX = "UPSHIFT_SYNC_"
 
 
@@ -33,7 +35,8 @@ ENV_PREFIX = "UPSHIFT_SYNC_"
 class SyncSettings:
     """Every knob of the sync; each field is the variable `UPSHIFT_SYNC_<FIELD>`."""
 
-    schema: str = "upshift_sync"
+    # The sync's state tables; dbt's source `upshift_sync` reads them (upshift.dbt hands dbt this value).
+    schema: str = DEFAULT_SYNC_SCHEMA
 
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 30.0
@@ -102,6 +105,7 @@ class SyncSettings:
         return cls(**values)
 
     def __post_init__(self) -> None:
+        check_schema_name(f"{ENV_PREFIX}SCHEMA", self.schema)
         if self.iterable_identify_by not in {"userId", "email"}:
             wrong = self.iterable_identify_by
             raise ValueError(f"{ENV_PREFIX}ITERABLE_IDENTIFY_BY must be userId or email, not {wrong!r}")
