@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
-from typing import Any, get_type_hints
+from dataclasses import dataclass, replace
+from typing import Any
 
+from upshift.env_fields import fields_from_env
 from upshift.warehouse import DEFAULT_SYNC_SCHEMA, check_schema_name
 
 ENV_PREFIX = "UPSHIFT_SYNC_"
@@ -90,19 +91,7 @@ class SyncSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, **overrides: Any) -> SyncSettings:
         """Settings from the environment; keyword overrides win. Bad values fail loudly."""
-        hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for spec in fields(cls):
-            raw = env.get(ENV_PREFIX + spec.name.upper())
-            if raw in (None, ""):
-                continue
-            kind = hints[spec.name]
-            try:
-                values[spec.name] = kind(raw) if kind in (int, float) else raw
-            except ValueError as error:
-                raise ValueError(f"{ENV_PREFIX}{spec.name.upper()}={raw!r} is not a valid {kind.__name__}") from error
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{**fields_from_env(cls, ENV_PREFIX, env), **overrides})
 
     def __post_init__(self) -> None:
         check_schema_name(f"{ENV_PREFIX}SCHEMA", self.schema)
