@@ -156,6 +156,15 @@ def test_every_task_retries_with_backoff(any_dag) -> None:
         assert task.retry_exponential_backoff, task.task_id
 
 
+def test_every_sync_step_has_a_time_limit(dagbag) -> None:
+    sync_tasks = [task for task in dagbag.dags["upgrade_readiness"].tasks if task.task_id.startswith("sync.")]
+
+    assert len(sync_tasks) == 5
+    for task in sync_tasks:
+        assert task.execution_timeout is not None, task.task_id
+        assert task.execution_timeout.total_seconds() >= 1800, task.task_id
+
+
 @pytest.mark.parametrize(
     ("dag_id", "run_after", "expected_start", "expected_end"),
     [
