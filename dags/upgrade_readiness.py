@@ -83,7 +83,6 @@ If the import fails with "manifest not found", run `python3 run.py demo` or
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
@@ -103,7 +102,7 @@ from upshift_gates import ReadinessGateOperator
 from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
 
 from upshift.dbt import DBT_PROJECT_DIR, MANIFEST_PATH
-from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV
+from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV, target_schema
 
 if not MANIFEST_PATH.is_file():
     raise FileNotFoundError(
@@ -149,7 +148,7 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
             profile_mapping=PostgresUserPasswordProfileMapping(
                 conn_id=AIRFLOW_CONN_ID,
                 # One build per stage now, so dbt's threads are the parallelism (profiles.yml's 4).
-                profile_args={"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics", "threads": 4},
+                profile_args={"schema": target_schema(), "threads": 4},
             ),
         ),
         execution_config=ExecutionConfig(

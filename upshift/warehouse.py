@@ -48,6 +48,7 @@ SESSION_ENV = {"PGTZ": SESSION_TIME_ZONE}
 # through WarehouseSettings.layer_schema / relation, which follow the same rule.
 Layer = Literal["staging", "intermediate", "marts", "reference"]
 LAYERS: tuple[Layer, ...] = ("staging", "intermediate", "marts", "reference")
+DEFAULT_TARGET_SCHEMA = "analytics"
 # The sync's state tables (also dbt's source `upshift_sync`), unless UPSHIFT_SYNC_SCHEMA names another.
 DEFAULT_SYNC_SCHEMA = "upshift_sync"
 
@@ -104,6 +105,14 @@ def _port(text: str) -> int:
     return port
 
 
+def target_schema(env: Mapping[str, str] = os.environ) -> str:
+    """dbt's target schema (`UPSHIFT_PG_SCHEMA`, default analytics), checked: for code that needs
+    it without the rest of the settings, such as the DAG's dbt profile."""
+    return check_schema_name(
+        "UPSHIFT_PG_SCHEMA", env.get("UPSHIFT_PG_SCHEMA") or DEFAULT_TARGET_SCHEMA, suffix_length=SCHEMA_SUFFIX_LENGTH
+    )
+
+
 def upshift_home(env: Mapping[str, str] = os.environ) -> Path:
     """Directory for local state: embedded PostgreSQL data, the Airflow home, stamps."""
     return Path(env.get("UPSHIFT_HOME") or REPO_ROOT / ".upshift").resolve()
@@ -132,7 +141,7 @@ class WarehouseSettings:
             user=env.get("UPSHIFT_PG_USER") or EMBEDDED_USER,
             password=env.get("UPSHIFT_PG_PASSWORD") or "",
             database=env.get("UPSHIFT_PG_DATABASE") or "upshift",
-            schema=env.get("UPSHIFT_PG_SCHEMA") or "analytics",
+            schema=target_schema(env),
             raw_schema=env.get("UPSHIFT_RAW_SCHEMA") or "raw",
             home=upshift_home(env),
             embedded=host is None,
