@@ -51,7 +51,7 @@ class QuarantineCount:
     rows: int
 
 
-def _mart(conn: psycopg.Connection, settings: WarehouseSettings, name: str) -> psycopg.sql.Identifier:
+def _identifier(conn: psycopg.Connection, settings: WarehouseSettings, name: str) -> psycopg.sql.Identifier:
     """The mart `name` of the settings' marts schema; MartMissing while dbt has not built it."""
     mart = settings.relation("marts", name)
     if conn.execute("select to_regclass(%s)", (mart.as_string(conn),)).fetchone()[0] is None:
@@ -70,7 +70,7 @@ def tier_counts(conn: psycopg.Connection, settings: WarehouseSettings, as_of: da
                 sql.SQL(
                     "select readiness_tier, count(*), count(*) filter (where is_suppressed) "
                     "from {} where as_of_date = %s group by readiness_tier"
-                ).format(_mart(conn, settings, mart)),
+                ).format(_identifier(conn, settings, mart)),
                 (as_of,),
             )
         )
@@ -97,7 +97,7 @@ def example_users(conn: psycopg.Connection, settings: WarehouseSettings, as_of: 
                 order by readiness_score desc, user_id
                 limit %s
                 """
-            ).format(_mart(conn, settings, mart)),
+            ).format(_identifier(conn, settings, mart)),
             (as_of, EXAMPLES_PER_SIDE),
         )
         examples.extend(ExampleUser(side, *row) for row in rows)
@@ -111,7 +111,7 @@ def quarantine_counts(conn: psycopg.Connection, settings: WarehouseSettings, as_
         sql.SQL(
             "select source_table, quarantine_reason, row_count from {} "
             "where as_of_date = %s order by source_table, quarantine_reason"
-        ).format(_mart(conn, settings, QUARANTINE_SUMMARY)),
+        ).format(_identifier(conn, settings, QUARANTINE_SUMMARY)),
         (as_of,),
     )
     return [QuarantineCount(*row) for row in rows]
