@@ -83,6 +83,7 @@ If the import fails with "manifest not found", run `python3 run.py demo` or
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
@@ -102,7 +103,7 @@ from upshift_gates import ReadinessGateOperator
 from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
 
 from upshift.dbt import DBT_PROJECT_DIR, MANIFEST_PATH
-from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV, target_schema
+from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV
 
 if not MANIFEST_PATH.is_file():
     raise FileNotFoundError(
@@ -148,7 +149,7 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
             profile_mapping=PostgresUserPasswordProfileMapping(
                 conn_id=AIRFLOW_CONN_ID,
                 # One build per stage now, so dbt's threads are the parallelism (profiles.yml's 4).
-                profile_args={"schema": target_schema(), "threads": 4},
+                profile_args={"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics", "threads": 4},
             ),
         ),
         execution_config=ExecutionConfig(

@@ -21,6 +21,7 @@ from upshift.warehouse import (
     DEFAULT_SYNC_SCHEMA,
     LAYERS,
     REPO_ROOT,
+    SCHEMA_SUFFIX_LENGTH,
     SESSION_ENV,
     WarehouseError,
     WarehouseSettings,
@@ -249,6 +250,7 @@ def test_every_layer_lands_in_its_own_schema_beside_the_target_schema() -> None:
         "growth_reference",
     ]
     assert settings.relation("marts", "readiness_history") == sql.Identifier("growth_marts", "readiness_history")
+    assert max(len(settings.layer_schema(layer)) - len(settings.schema) for layer in LAYERS) == SCHEMA_SUFFIX_LENGTH
     with pytest.raises(ValueError, match="'mart' is not a layer"):
         settings.layer_schema("mart")  # type: ignore[arg-type]
 

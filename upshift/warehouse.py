@@ -43,24 +43,24 @@ SESSION_OPTIONS = f"-c timezone={SESSION_TIME_ZONE}"
 SESSION_ENV = {"PGTZ": SESSION_TIME_ZONE}
 
 
-# The warehouse layout: dbt builds each layer (dbt_project.yml's `+schema`) into
-# `<target schema>_<layer>`, as its generate_schema_name does; Python names dbt's relations only
-# through WarehouseSettings.layer_schema / relation, which follow the same rule.
-Layer = Literal["staging", "intermediate", "marts", "reference"]
-LAYERS: tuple[Layer, ...] = ("staging", "intermediate", "marts", "reference")
-DEFAULT_TARGET_SCHEMA = "analytics"
-# The sync's state tables (also dbt's source `upshift_sync`), unless UPSHIFT_SYNC_SCHEMA names another.
-DEFAULT_SYNC_SCHEMA = "upshift_sync"
-
-# PostgreSQL truncates names at 63 bytes; the longest layer suffix dbt appends to the target
-# schema is `_intermediate` (13).
+# PostgreSQL truncates names at 63 bytes; dbt appends `_intermediate` (13) to the target schema.
 MAX_NAME_LENGTH = 63
-SCHEMA_SUFFIX_LENGTH = max(len(f"_{layer}") for layer in LAYERS)
+SCHEMA_SUFFIX_LENGTH = len("_intermediate")
 # Schemas: lower case, so the name PostgreSQL stores is the name every tool (dbt, Great
 # Expectations through SQLAlchemy, psql, the sync) writes, quoted or not.
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 # Databases are only ever quoted by us; a dash or upper case is fine, a quote or space is not.
 DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+# The warehouse layout: dbt builds each layer (dbt_project.yml's `+schema`) into
+# `<target schema>_<layer>`, as its generate_schema_name does; Python names dbt's relations only
+# through WarehouseSettings.layer_schema / relation, which follow the same rule. The longest
+# suffix, `_intermediate`, is SCHEMA_SUFFIX_LENGTH (a test holds the two together).
+Layer = Literal["staging", "intermediate", "marts", "reference"]
+LAYERS: tuple[Layer, ...] = ("staging", "intermediate", "marts", "reference")
+DEFAULT_TARGET_SCHEMA = "analytics"
+# The sync's state tables (also dbt's source `upshift_sync`), unless UPSHIFT_SYNC_SCHEMA names another.
+DEFAULT_SYNC_SCHEMA = "upshift_sync"
 
 
 class WarehouseError(RuntimeError):
@@ -105,17 +105,17 @@ def _port(text: str) -> int:
     return port
 
 
+def upshift_home(env: Mapping[str, str] = os.environ) -> Path:
+    """Directory for local state: embedded PostgreSQL data, the Airflow home, stamps."""
+    return Path(env.get("UPSHIFT_HOME") or REPO_ROOT / ".upshift").resolve()
+
+
 def target_schema(env: Mapping[str, str] = os.environ) -> str:
     """dbt's target schema (`UPSHIFT_PG_SCHEMA`, default analytics), checked: for code that needs
     it without the rest of the settings, such as the DAG's dbt profile."""
     return check_schema_name(
         "UPSHIFT_PG_SCHEMA", env.get("UPSHIFT_PG_SCHEMA") or DEFAULT_TARGET_SCHEMA, suffix_length=SCHEMA_SUFFIX_LENGTH
     )
-
-
-def upshift_home(env: Mapping[str, str] = os.environ) -> Path:
-    """Directory for local state: embedded PostgreSQL data, the Airflow home, stamps."""
-    return Path(env.get("UPSHIFT_HOME") or REPO_ROOT / ".upshift").resolve()
 
 
 @dataclass(frozen=True)
