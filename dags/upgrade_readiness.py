@@ -68,9 +68,14 @@ the same tables.
 - `force_backfill_sync`: sync this as-of date even though a newer one was already synced to a
   destination (normally an older date scores and writes history, but the sync only moves forward).
 
-**Retries.** Every task, gates included, retries twice with exponential backoff. A stage's build
-task is the exception Cosmos makes: its retry skips instead of building again, and the model
-tasks whose models failed retry one by one, each running its own model.
+**Retries.** Every task retries twice with exponential backoff. A gate whose blocking
+expectation failed does not (`GateFailed` fails at once: the same data fails the same way; fix
+it and clear the gate), nor does a sync step that refused on purpose (a guardrail, a bad key or
+setting). A stage's build task is the exception Cosmos makes: its retry skips instead of
+building again, and the model tasks whose models failed retry one by one, each running its own
+model. A sync step that runs longer than `SYNC_TIMEOUT` (an hour: the Braze events step's
+reconcile waits included) fails and is retried; what it sent is in the ledger, so the retry
+resumes instead of resending.
 
 If the import fails with "manifest not found", run `python3 run.py demo` or
 `python -m upshift.cli dbt-parse` on the machine that parses DAGs.
@@ -109,7 +114,11 @@ if not MANIFEST_PATH.is_file():
 AS_OF_DATE = "{{ params.as_of_date or data_interval_end | ds }}"
 # Destination -> the pool that caps concurrent calls to its API (config/pools.json).
 SYNC_POOLS = {"braze": "braze_api", "iterable": "iterable_api"}
+# Longest a sync step may run: a hung destination must not hold its pool slot for ever. Well
+# above a full resync at the APIs' rate limits plus Braze's reconcile waits (2 x 10 minutes).
+SYNC_TIMEOUT = timedelta(hours=1)
 SYNC_ARGS = {
+    "execution_timeout": SYNC_TIMEOUT,
     "as_of_date": AS_OF_DATE,
     "dry_run": "{{ params.dry_run }}",
     "full_resync": "{{ params.full_resync }}",

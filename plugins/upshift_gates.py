@@ -3,8 +3,8 @@
 The gate itself is `upshift.gates.run_gate` (Great Expectations suites in `expectations/`);
 this operator only finds the warehouse through the `upshift_warehouse` connection
 (UpshiftWarehouseHook), runs the gate for the run's as-of date, logs what it found and fails the
-task on a blocking failure so every downstream task stops. Why not the provider's GXValidateCheckpointOperator: see
-expectations/README.md.
+task on a blocking failure, at once and without retries, so every downstream task stops. Why
+not the provider's GXValidateCheckpointOperator: see expectations/README.md.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowFailException
 from upshift_warehouse import UpshiftWarehouseHook
 
 from upshift.warehouse import AIRFLOW_CONN_ID
@@ -24,8 +24,12 @@ if TYPE_CHECKING:
     from upshift.gates import GateResult
 
 
-class GateFailed(AirflowException):
-    """A blocking expectation failed: the data must not move on to the next stage."""
+class GateFailed(AirflowFailException):
+    """A blocking expectation failed: the data must not move on to the next stage.
+
+    Fails the task without its retries: a retry would judge the same data the same way. A gate
+    that cannot run (the warehouse unreachable) raises something else and is retried.
+    """
 
     def __init__(self, result: GateResult) -> None:
         self.result = result

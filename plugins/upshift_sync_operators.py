@@ -53,6 +53,11 @@ class SyncRefused(AirflowFailException):
     clear the task."""
 
 
+class SyncSettingsInvalid(AirflowFailException):
+    """An UPSHIFT_SYNC_* variable of the worker is malformed (a schema name, a number, a share):
+    every retry would read the same value. Fix the worker's environment, then clear the task."""
+
+
 class SyncDestinationUnavailable(AirflowException):
     """The destination stayed unavailable through every retry; the task's retries try again."""
 
@@ -115,7 +120,10 @@ class _SyncStepOperator(BaseOperator):
 
         options = self.options(context)
         warehouse = UpshiftWarehouseHook(self.warehouse_conn_id).get_settings()
-        settings = SyncSettings.from_env()
+        try:
+            settings = SyncSettings.from_env()
+        except ValueError as error:
+            raise SyncSettingsInvalid(str(error)) from error
         client = None
         try:
             client = None if options.dry_run else self.client(settings)

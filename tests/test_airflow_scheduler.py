@@ -104,7 +104,7 @@ def first_run(api: AirflowApi) -> str:
 def _dates_in_history(conn: psycopg.Connection, settings: WarehouseSettings) -> dict[date, int]:
     rows = conn.execute(
         sql.SQL("select as_of_date, count(*) from {} group by 1 order by 1").format(
-            sql.Identifier(f"{settings.schema}_marts", "readiness_history")
+            settings.relation("marts", "readiness_history")
         )
     )
     return dict(rows.fetchall())
@@ -188,7 +188,7 @@ def test_rerunning_a_backfilled_day_changes_nothing(api: AirflowApi, rerun: dict
 def test_readiness_history_keeps_one_row_per_user_and_date(rerun: dict, pg_conn: psycopg.Connection, loaded) -> None:
     duplicates = pg_conn.execute(
         sql.SQL("select user_id, as_of_date, count(*) from {} group by 1, 2 having count(*) > 1 limit 5").format(
-            sql.Identifier(f"{loaded.schema}_marts", "readiness_history")
+            loaded.relation("marts", "readiness_history")
         )
     ).fetchall()
 

@@ -156,6 +156,15 @@ def test_every_task_retries_with_backoff(any_dag) -> None:
         assert task.retry_exponential_backoff, task.task_id
 
 
+def test_every_sync_step_has_a_time_limit(dagbag) -> None:
+    sync_tasks = [task for task in dagbag.dags["upgrade_readiness"].tasks if task.task_id.startswith("sync.")]
+
+    assert len(sync_tasks) == 5
+    for task in sync_tasks:
+        assert task.execution_timeout is not None, task.task_id
+        assert task.execution_timeout.total_seconds() >= 1800, task.task_id
+
+
 @pytest.mark.parametrize(
     ("dag_id", "run_after", "expected_start", "expected_end"),
     [
@@ -420,3 +429,19 @@ def test_readiness_is_published_only_after_the_scores_gate(dag) -> None:
     for name, task_id in publish_tasks.items():
         assert task_id in dag.task_ids, name
         assert "scores_gate" in _upstream_closure(dag, task_id), name
+
+
+def test_python_names_every_model_where_dbt_builds_it(manifest: dict) -> None:
+    from upshift.sync.settings import SyncSettings
+    from upshift.warehouse import WarehouseSettings
+
+    settings = WarehouseSettings.from_env()
+    built = [node for node in _manifest_nodes(manifest) if node["resource_type"] in {"model", "seed"}]
+    sync_sources = {
+        source["schema"] for source in manifest["sources"].values() if source["source_name"] == "upshift_sync"
+    }
+
+    assert built
+    for node in built:
+        assert node["schema"] == settings.layer_schema(node["config"]["schema"]), node["unique_id"]
+    assert sync_sources == {SyncSettings.from_env().schema}

@@ -77,7 +77,7 @@ def built(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> Warehous
 
 @pytest.fixture(scope="module")
 def marts_schema(built: WarehouseSettings) -> str:
-    return f"{built.schema}_marts"
+    return built.layer_schema("marts")
 
 
 def test_dbt_unit_tests_pass(built: WarehouseSettings) -> None:
@@ -187,7 +187,7 @@ def test_held_out_users_are_scored_but_receive_nothing(
     pg_conn: psycopg.Connection, built: WarehouseSettings, marts_schema: str
 ) -> None:
     """planted_c_holdout_4 is Ready like planted_c_ready, but its id hashes into the 10% holdout."""
-    holdout = sql.Identifier(f"{built.schema}_intermediate", "int_users_holdout_assigned")
+    holdout = built.relation("intermediate", "int_users_holdout_assigned")
     reached = pg_conn.execute(
         sql.SQL(
             """
@@ -380,7 +380,7 @@ def test_invalid_vars_fail_the_run_naming_the_var_before_anything_is_built(
     overrides: dict[str, object],
     message: str,
 ) -> None:
-    intermediate = f"{built.schema}_intermediate"
+    intermediate = built.layer_schema("intermediate")
     before = _checksum(pg_conn, intermediate, "int_users_holdout_assigned")
     run_vars = json.dumps({"as_of_date": AS_OF.isoformat(), **overrides})
 

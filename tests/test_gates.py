@@ -53,8 +53,8 @@ def clean(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> Warehous
 def _schemas(settings: WarehouseSettings) -> dict[str, str]:
     return {
         "raw": settings.raw_schema,
-        "intermediate": f"{settings.schema}_intermediate",
-        "marts": f"{settings.schema}_marts",
+        "intermediate": settings.layer_schema("intermediate"),
+        "marts": settings.layer_schema("marts"),
     }
 
 
@@ -383,6 +383,7 @@ def test_operator_returns_a_small_summary_when_the_gate_passes(gate_operator: ty
 def test_operator_raises_gate_failed_on_a_blocking_failure(
     gate_operator: type, clean: WarehouseSettings, pg_conn: psycopg.Connection
 ) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
     from upshift_gates import GateFailed
 
     operator = gate_operator(task_id="raw_gate", stage="raw", as_of_date=AS_OF.isoformat())
@@ -393,6 +394,7 @@ def test_operator_raises_gate_failed_on_a_blocking_failure(
     message = str(failed.value)
     assert "feed_fresh[bookings.booked_at]" in message
     assert str(failed.value.result.report_path) in message
+    assert isinstance(failed.value, AirflowFailException)  # no retries over the same data
 
 
 def test_operator_declares_the_as_of_date_templated(gate_operator: type) -> None:

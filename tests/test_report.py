@@ -134,15 +134,13 @@ def page(review: ReportResult) -> ReviewPage:
 
 def _copy_of_marts(conn: psycopg.Connection, built: WarehouseSettings, schema: str) -> WarehouseSettings:
     """Empty tables shaped like the real marts in `<schema>_marts`; settings that read them."""
-    target = f"{schema}_marts"
-    conn.execute(sql.SQL("create schema {}").format(sql.Identifier(target)))
+    copy = replace(built, schema=schema)
+    conn.execute(sql.SQL("create schema {}").format(sql.Identifier(copy.layer_schema("marts"))))
     for mart in MARTS:
         conn.execute(
-            sql.SQL("create table {} (like {})").format(
-                sql.Identifier(target, mart), sql.Identifier(f"{built.schema}_marts", mart)
-            )
+            sql.SQL("create table {} (like {})").format(copy.relation("marts", mart), built.relation("marts", mart))
         )
-    return replace(built, schema=schema)
+    return copy
 
 
 def _load_fixture_marts(conn: psycopg.Connection, settings: WarehouseSettings, directory: Path = FIXTURES) -> None:
@@ -153,7 +151,7 @@ def _load_fixture_marts(conn: psycopg.Connection, settings: WarehouseSettings, d
             header = next(csv.reader(handle))
         columns = sql.SQL(", ").join(sql.Identifier(column) for column in header)
         query = sql.SQL("copy {} ({}) from stdin with (format csv, header true)").format(
-            sql.Identifier(f"{settings.schema}_marts", path.stem), columns
+            settings.relation("marts", path.stem), columns
         )
         with conn.cursor().copy(query) as copy:
             copy.write(path.read_bytes())
@@ -195,7 +193,7 @@ def test_headlines_are_this_weeks_row_flagged_and_compared_with_last_week(
         sql.SQL(
             "select expansion_share_of_new_mrr_pct, expansion_share_flag, addressable_clients from {} "
             "where as_of_date = %s"
-        ).format(sql.Identifier(f"{built.schema}_marts", "growth_headlines")),
+        ).format(built.relation("marts", "growth_headlines")),
         (AS_OF,),
     ).fetchone()
     headlines = {headline.key: headline for headline in review.headlines}
@@ -216,7 +214,7 @@ def test_csv_extracts_hold_every_row_of_every_mart(
     assert set(review.csv_paths) == set(MARTS)
     for mart, (_, dated) in MARTS.items():
         query = sql.SQL("select count(*) from {}" + (" where as_of_date <= %s" if dated else "")).format(
-            sql.Identifier(f"{built.schema}_marts", mart)
+            built.relation("marts", mart)
         )
         expected = pg_conn.execute(query, (AS_OF,) if dated else ()).fetchone()[0]
 

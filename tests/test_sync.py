@@ -106,7 +106,7 @@ def rows(conn: psycopg.Connection, query: str, *params: Any, **identifiers: str)
 
 
 def marts(warehouse: WarehouseSettings, model: str) -> str:
-    return f"{warehouse.schema}_marts.{model}"
+    return f"{warehouse.layer_schema('marts')}.{model}"
 
 
 def model_users(conn: psycopg.Connection, warehouse: WarehouseSettings, destination: str) -> dict[str, dict]:
@@ -934,7 +934,7 @@ def test_a_planted_empty_payload_fails_before_wiping_any_profile(
     from upshift.sync import MassRemovalRefused
 
     for model in ("sync_braze__users", "sync_iterable__users"):
-        pg_conn.execute(sql.SQL("delete from {}").format(sql.Identifier(f"{built.schema}_marts", model)))
+        pg_conn.execute(sql.SQL("delete from {}").format(built.relation("marts", model)))
     emulator.emulator.log.clear()
     try:
         with pytest.raises(MassRemovalRefused, match="would remove") as refused:

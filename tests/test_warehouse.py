@@ -16,7 +16,19 @@ from psycopg import sql
 from upshift import cli
 from upshift.local_airflow import PLUGINS_FOLDER
 from upshift.run_lock import RunInProgress, run_lock
-from upshift.warehouse import SESSION_ENV, WarehouseError, WarehouseSettings, connect, ensure_warehouse, environment
+from upshift.sync.settings import SyncSettings
+from upshift.warehouse import (
+    DEFAULT_SYNC_SCHEMA,
+    LAYERS,
+    REPO_ROOT,
+    SCHEMA_SUFFIX_LENGTH,
+    SESSION_ENV,
+    WarehouseError,
+    WarehouseSettings,
+    connect,
+    ensure_warehouse,
+    environment,
+)
 
 OWN_SERVER = {
     "UPSHIFT_PG_HOST": "db.internal",
@@ -219,6 +231,40 @@ def test_the_cli_refuses_an_unsafe_sync_schema(
     assert capsys.readouterr().err.startswith("error: UPSHIFT_SYNC_SCHEMA='Sync State' is not an allowed schema name")
 
 
+def test_a_sync_task_refuses_an_unsafe_sync_schema_without_retrying(warehouse_hook: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+    from upshift_sync_operators import SyncUsersOperator
+
+    warehouse_hook.setenv("AIRFLOW_CONN_UPSHIFT_WAREHOUSE", json.dumps(OWN_SERVER_CONNECTION))
+    warehouse_hook.setenv("UPSHIFT_SYNC_SCHEMA", "sync; drop schema raw")
+    operator = SyncUsersOperator(task_id="braze_users", destination="braze", as_of_date="2026-03-01", dry_run=True)
+
+    with pytest.raises(AirflowFailException, match="UPSHIFT_SYNC_SCHEMA='sync; drop schema raw' is not an allowed"):
+        operator.execute(context={"run_id": "bad-sync-schema"})
+
+
+def test_dbt_reads_the_sync_state_from_the_schema_the_sync_writes() -> None:
+    sources = (REPO_ROOT / "dbt_project/models/staging/upshift_sync/_upshift_sync__sources.yml").read_text()
+
+    assert f"env_var('UPSHIFT_SYNC_SCHEMA', '{DEFAULT_SYNC_SCHEMA}')" in sources
+    assert SyncSettings.from_env({}).schema == DEFAULT_SYNC_SCHEMA
+
+
+def test_every_layer_lands_in_its_own_schema_beside_the_target_schema() -> None:
+    settings = WarehouseSettings.from_env(OWN_SERVER)
+
+    assert [settings.layer_schema(layer) for layer in LAYERS] == [
+        "growth_staging",
+        "growth_intermediate",
+        "growth_marts",
+        "growth_reference",
+    ]
+    assert settings.relation("marts", "readiness_history") == sql.Identifier("growth_marts", "readiness_history")
+    assert max(len(settings.layer_schema(layer)) - len(settings.schema) for layer in LAYERS) == SCHEMA_SUFFIX_LENGTH
+    with pytest.raises(ValueError, match="'mart' is not a layer"):
+        settings.layer_schema("mart")  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def limited_role(warehouse_server: WarehouseSettings) -> Iterator[WarehouseSettings]:
     """Server settings for a login role without CREATEDB (nor superuser); dropped afterwards."""
@@ -350,7 +396,7 @@ def test_great_expectations_engine_sessions_are_utc(
 ) -> None:
     import sqlalchemy
 
-    from upshift.gates.run import sqlalchemy_url
+    from upshift.warehouse import sqlalchemy_url
 
     engine = sqlalchemy.create_engine(sqlalchemy_url(new_york_database), poolclass=sqlalchemy.pool.NullPool)
     query = sqlalchemy.text(f"select current_setting('TimeZone'), ({MONTH_OF_AN_EARLY_FEBRUARY_MOMENT})")

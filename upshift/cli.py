@@ -18,7 +18,7 @@ from upshift import dbt, local_airflow, warehouse
 from upshift.local_airflow import DAG_ID, AirflowNotReady, DagRunFailed
 from upshift.run_lock import run_lock
 from upshift.summary import MartMissing, readiness_summary, render_task_states, sync_summary
-from upshift.warehouse import WarehouseError, WarehouseSettings, check_schema_name
+from upshift.warehouse import WarehouseError, WarehouseSettings
 
 
 def _as_of(text: str) -> date:
@@ -365,10 +365,9 @@ def check_configuration() -> None:
 
     WarehouseSettings.from_env()
     try:
-        sync_schema = SyncSettings.from_env().schema
+        SyncSettings.from_env()
     except ValueError as error:
         raise WarehouseError(str(error)) from error
-    check_schema_name("UPSHIFT_SYNC_SCHEMA", sync_schema)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,12 +29,20 @@ def run_dbt(args: Sequence[str], settings: WarehouseSettings) -> object:
     dbt reads `env_var()` from os.environ, so the settings go there for the invocation, with
     PGTZ=UTC: dbt-postgres has no profile field for session options, and PGTZ pins every
     session dbt opens to UTC whatever the server's, the database's or the caller's time zone.
+    The sync schema goes too, as the sync reads and validates it, so dbt's source `upshift_sync`
+    is the schema the sync writes.
     """
     from dbt.cli.main import dbtRunner
 
-    env = replace(settings, host=settings.host or _PARSE_ONLY_HOST).env()
+    from upshift.sync.settings import SyncSettings
+
+    env = {
+        **replace(settings, host=settings.host or _PARSE_ONLY_HOST).env(),
+        "UPSHIFT_SYNC_SCHEMA": SyncSettings.from_env().schema,
+        **SESSION_ENV,
+    }
     command = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
-    with environment({**env, **SESSION_ENV}):
+    with environment(env):
         result = dbtRunner().invoke(command)
     if not result.success:
         raise DbtCommandFailed(f"`dbt {' '.join(args)}` failed: {result.exception or 'see the dbt output above'}")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from upshift.warehouse import WarehouseError, WarehouseSettings
+from upshift.warehouse import WarehouseError, WarehouseSettings, connect
 
 LOCK_NAME = "upshift.run"
 LOCK_APPLICATION_NAME = "upshift run lock"
@@ -56,7 +56,7 @@ def _holder(conn: psycopg.Connection, key: int) -> str:
 def run_lock(settings: WarehouseSettings) -> Iterator[None]:
     """Hold the warehouse's run lock while the block runs; RunInProgress if another run has it."""
     key = lock_key()
-    conn = psycopg.connect(**{**settings.conninfo(), "application_name": LOCK_APPLICATION_NAME}, autocommit=True)
+    conn = connect(settings, application_name=LOCK_APPLICATION_NAME, autocommit=True)
     try:
         (acquired,) = conn.execute("select pg_try_advisory_lock(%s)", (key,)).fetchone()
         if not acquired:

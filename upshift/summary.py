@@ -52,28 +52,12 @@ class QuarantineCount:
     rows: int
 
 
-def find_mart(conn: psycopg.Connection, settings: WarehouseSettings, name: str) -> tuple[str, str]:
-    """(schema, table) of a dbt model: the target schema itself or a custom `<target>_<suffix>`."""
-    row = conn.execute(
-        """
-        select table_schema, table_name
-        from information_schema.tables
-        where table_name = %(name)s
-          and (table_schema = %(schema)s or table_schema like %(prefix)s)
-        order by length(table_schema), table_schema
-        limit 1
-        """,
-        {"name": name, "schema": settings.schema, "prefix": settings.schema.replace("_", r"\_") + r"\_%"},
-    ).fetchone()
-    if row is None:
-        raise MartMissing(f"{name} not found under schema {settings.schema}: has the DAG run?")
-    return row[0], row[1]
-
-
 def _identifier(conn: psycopg.Connection, settings: WarehouseSettings, name: str) -> psycopg.sql.Identifier:
-    from psycopg import sql
-
-    return sql.Identifier(*find_mart(conn, settings, name))
+    """The mart `name` of the settings' marts schema; MartMissing while dbt has not built it."""
+    mart = settings.relation("marts", name)
+    if conn.execute("select to_regclass(%s)", (mart.as_string(conn),)).fetchone()[0] is None:
+        raise MartMissing(f"{name} not found in schema {settings.layer_schema('marts')}: has the DAG run?")
+    return mart
 
 
 def tier_counts(conn: psycopg.Connection, settings: WarehouseSettings, as_of: date) -> list[TierCount]:

@@ -18,10 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg import sql
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_CONN_ID = "upshift_warehouse"
@@ -54,20 +55,34 @@ SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 # Databases are only ever quoted by us; a dash or upper case is fine, a quote or space is not.
 DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
+# The warehouse layout: dbt builds each layer (dbt_project.yml's `+schema`) into
+# `<target schema>_<layer>`, as its generate_schema_name does; Python names dbt's relations only
+# through WarehouseSettings.layer_schema / relation, which follow the same rule. The longest
+# suffix, `_intermediate`, is SCHEMA_SUFFIX_LENGTH (a test holds the two together).
+Layer = Literal["staging", "intermediate", "marts", "reference"]
+LAYERS: tuple[Layer, ...] = ("staging", "intermediate", "marts", "reference")
+DEFAULT_TARGET_SCHEMA = "analytics"
+# The sync's state tables (also dbt's source `upshift_sync`), unless UPSHIFT_SYNC_SCHEMA names another.
+DEFAULT_SYNC_SCHEMA = "upshift_sync"
+
 
 class WarehouseError(RuntimeError):
     """The warehouse cannot be reached or prepared; the message says what to check."""
 
 
-def check_schema_name(variable: str, value: str, *, suffix_length: int = 0) -> str:
-    """`value` if it is a safe schema name, else a WarehouseError naming `variable` and the rule.
+class SchemaNameError(WarehouseError, ValueError):
+    """A configured schema name is not a plain lower-case identifier (a bad value, hence ValueError)."""
 
-    Names end up in SQL that dbt and the gates write (`create schema ...`), so only plain
-    lower-case identifiers are accepted: anything else could change what that SQL does.
+
+def check_schema_name(variable: str, value: str, *, suffix_length: int = 0) -> str:
+    """`value` if it is a safe schema name, else a SchemaNameError naming `variable` and the rule.
+
+    Names end up in SQL that dbt, the gates and the sync write (`create schema ...`), so only
+    plain lower-case identifiers are accepted: anything else could change what that SQL does.
     """
     limit = MAX_NAME_LENGTH - suffix_length
     if not SCHEMA_NAME.fullmatch(value) or len(value) > limit:
-        raise WarehouseError(
+        raise SchemaNameError(
             f"{variable}={value!r} is not an allowed schema name: use lower-case letters, digits and "
             f"underscores, starting with a letter or underscore, at most {limit} characters."
         )
@@ -106,6 +121,14 @@ def upshift_home(env: Mapping[str, str] = os.environ) -> Path:
     return Path(env.get("UPSHIFT_HOME") or REPO_ROOT / ".upshift").resolve()
 
 
+def target_schema(env: Mapping[str, str] = os.environ) -> str:
+    """dbt's target schema (`UPSHIFT_PG_SCHEMA`, default analytics), checked: for code that needs
+    it without the rest of the settings, such as the DAG's dbt profile."""
+    return check_schema_name(
+        "UPSHIFT_PG_SCHEMA", env.get("UPSHIFT_PG_SCHEMA") or DEFAULT_TARGET_SCHEMA, suffix_length=SCHEMA_SUFFIX_LENGTH
+    )
+
+
 @dataclass(frozen=True)
 class WarehouseSettings:
     """Connection and schema settings of the warehouse, read from the environment."""
@@ -132,7 +155,7 @@ class WarehouseSettings:
             user=env.get("UPSHIFT_PG_USER") or EMBEDDED_USER,
             password=env.get("UPSHIFT_PG_PASSWORD") or "",
             database=env.get("UPSHIFT_PG_DATABASE") or "upshift",
-            schema=env.get("UPSHIFT_PG_SCHEMA") or "analytics",
+            schema=target_schema(env),
             raw_schema=env.get("UPSHIFT_RAW_SCHEMA") or "raw",
             home=upshift_home(env),
             embedded=host is None,
@@ -190,12 +213,34 @@ class WarehouseSettings:
     def with_database(self, database: str) -> WarehouseSettings:
         return replace(self, database=database)
 
-    def conninfo(self, database: str | None = None) -> dict[str, object]:
-        """Keyword arguments for `psycopg.connect`; a host starting with / is a socket directory."""
+    def layer_schema(self, layer: Layer) -> str:
+        """The schema dbt builds `layer` into: `<target schema>_<layer>` (generate_schema_name)."""
+        if layer not in LAYERS:
+            raise ValueError(f"{layer!r} is not a layer of the dbt project; expected one of {', '.join(LAYERS)}")
+        return f"{self.schema}_{layer}"
+
+    def relation(self, layer: Layer, name: str) -> sql.Identifier:
+        """The dbt model or seed `name` of `layer`, quoted for psycopg's sql composition."""
+        from psycopg import sql
+
+        return sql.Identifier(self.layer_schema(layer), name)
+
+    @property
+    def known_host(self) -> str:
+        """The host, once there is one: the embedded server's comes from ensure_warehouse()."""
         if self.host is None:
             raise WarehouseError("The warehouse host is unknown: call ensure_warehouse() first.")
+        return self.host
+
+    @property
+    def socket_dir(self) -> bool:
+        """Whether the host is a Unix socket directory (the embedded server's) rather than a name."""
+        return self.known_host.startswith("/")
+
+    def conninfo(self, database: str | None = None) -> dict[str, object]:
+        """Keyword arguments for `psycopg.connect`; a host starting with / is a socket directory."""
         params: dict[str, object] = {
-            "host": self.host,
+            "host": self.known_host,
             "port": self.port,
             "user": self.user,
             "dbname": database or self.database,
@@ -208,10 +253,8 @@ class WarehouseSettings:
 
     def env(self) -> dict[str, str]:
         """The `UPSHIFT_*` variables dbt's profiles.yml and child processes read."""
-        if self.host is None:
-            raise WarehouseError("The warehouse host is unknown: call ensure_warehouse() first.")
         return {
-            "UPSHIFT_PG_HOST": self.host,
+            "UPSHIFT_PG_HOST": self.known_host,
             "UPSHIFT_PG_PORT": str(self.port),
             "UPSHIFT_PG_USER": self.user,
             "UPSHIFT_PG_PASSWORD": self.password,
@@ -228,12 +271,10 @@ class WarehouseSettings:
         JSON rather than a URI because a socket-directory host (`/path/to/dir`) has no place in
         the authority part of a URI and does not survive the round trip.
         """
-        if self.host is None:
-            raise WarehouseError("The warehouse host is unknown: call ensure_warehouse() first.")
         return json.dumps(
             {
                 "conn_type": "postgres",
-                "host": self.host,
+                "host": self.known_host,
                 "port": self.port,
                 "login": self.user,
                 "password": self.password or NO_PASSWORD_PLACEHOLDER,
@@ -301,13 +342,13 @@ def _create_database_if_missing(settings: WarehouseSettings) -> None:
     from psycopg import errors, sql
 
     try:
-        with psycopg.connect(**settings.conninfo(), connect_timeout=10):
+        with connect(settings, connect_timeout=10):
             return
     except psycopg.OperationalError as error:
         if not _is_missing_database(error, settings.database):
             raise _unreachable(settings, error) from error
     try:
-        with psycopg.connect(**settings.conninfo("postgres"), autocommit=True, connect_timeout=10) as admin:
+        with connect(settings, database="postgres", autocommit=True, connect_timeout=10) as admin:
             admin.execute(sql.SQL("create database {}").format(sql.Identifier(settings.database)))
     except errors.DuplicateDatabase:
         return
@@ -354,6 +395,33 @@ def ensure_warehouse(settings: WarehouseSettings | None = None) -> WarehouseSett
     return settings
 
 
+def sqlalchemy_url(settings: WarehouseSettings, database: str | None = None, *, session_options: bool = True) -> str:
+    """A database of the warehouse's server as a SQLAlchemy URL (psycopg2); a socket directory
+    goes in `?host=`. For Great Expectations' datasource and Airflow's metadata database.
+
+    With `session_options` its sessions are UTC (`options`, against a non-UTC server or database
+    default); without, the URL also suits drivers that take no `options` (Airflow derives an
+    asyncpg URL from its metadata URL). Holds the password when there is one: pass it on, never
+    to a log.
+    """
+    from sqlalchemy.engine import URL
+
+    socket_dir = settings.socket_dir
+    url = URL.create(
+        "postgresql+psycopg2",
+        username=settings.user,
+        password=settings.password or None,
+        host=None if socket_dir else settings.host,
+        port=None if socket_dir else settings.port,
+        database=database or settings.database,
+        query={
+            **({"options": SESSION_OPTIONS} if session_options else {}),
+            **({"host": settings.known_host, "port": str(settings.port)} if socket_dir else {}),
+        },
+    )
+    return url.render_as_string(hide_password=False)
+
+
 def pin_time_zone(conn: psycopg.Connection) -> psycopg.Connection:
     """Set the session's time zone to UTC, whatever the server, database or PGTZ say.
 
@@ -365,13 +433,20 @@ def pin_time_zone(conn: psycopg.Connection) -> psycopg.Connection:
     return conn
 
 
-def connect(settings: WarehouseSettings | None = None, **kwargs: object) -> psycopg.Connection:
+def connect(
+    settings: WarehouseSettings | None = None, *, database: str | None = None, **kwargs: object
+) -> psycopg.Connection:
     """A psycopg 3 connection to the warehouse database (starting the embedded server if needed),
-    its session pinned to UTC."""
+    or to another `database` of its server, its session pinned to UTC.
+
+    The one way the project opens a session: `kwargs` (autocommit, connect_timeout,
+    application_name, ...) go to `psycopg.connect` and win over the settings' defaults.
+    """
     import psycopg
 
-    settings = settings if settings is not None and settings.host is not None else ensure_warehouse(settings)
-    conn = psycopg.connect(**settings.conninfo(), **kwargs)
+    if settings is None or settings.host is None:
+        settings = ensure_warehouse(settings)
+    conn = psycopg.connect(**{**settings.conninfo(database), **kwargs})
     try:
         return pin_time_zone(conn)
     except BaseException:

@@ -31,8 +31,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, get_type_hints
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from upshift.env_fields import fields_from_env
 
 ENV_PREFIX = "EMULATOR_"
 DEFAULT_BRAZE_API_KEY = "braze-emulator-key"
@@ -75,12 +77,7 @@ class EmulatorSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, **overrides: Any) -> EmulatorSettings:
         """Settings from `EMULATOR_*` variables; keyword overrides win over the environment."""
-        hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for spec in fields(cls):
-            raw = env.get(ENV_PREFIX + spec.name.upper())
-            if raw not in (None, ""):
-                values[spec.name] = _coerce(spec.name, raw, hints[spec.name])
+        values = fields_from_env(cls, ENV_PREFIX, env)
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -108,18 +105,3 @@ class EmulatorSettings:
         if not isinstance(parsed, dict):
             raise ValueError('EMULATOR_FAULTS must be a JSON object like {"braze": {"status_500": 1}}')
         return parsed
-
-
-def _coerce(name: str, raw: str, kind: Any) -> Any:
-    try:
-        if kind is bool:
-            if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
-                raise ValueError(raw)
-            return raw.lower() in {"1", "true", "yes"}
-        if kind is int:
-            return int(raw)
-        if kind is float:
-            return float(raw)
-    except ValueError as error:
-        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from error
-    return raw

@@ -153,9 +153,7 @@ def _timestamp_literal(day: dt.date) -> Sql:
 def _run_variables(settings: WarehouseSettings, as_of: dt.date, grace_days: int) -> dict[str, Any]:
     schemas = {
         "raw": settings.raw_schema,
-        "staging": f"{settings.schema}_staging",
-        "intermediate": f"{settings.schema}_intermediate",
-        "marts": f"{settings.schema}_marts",
+        **{layer: settings.layer_schema(layer) for layer in ("staging", "intermediate", "marts")},
     }
     return {
         "as_of": as_of,

@@ -20,7 +20,7 @@ from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoade
 from upshift.gates.config import GX_SEVERITY, Asset, PlannedExpectation, StagePlan, load_stage_plan
 from upshift.gates.report import REPORT_FILE, report_directory, write_report
 from upshift.gates.result import ExpectationResult, GateResult
-from upshift.warehouse import SESSION_ENV, SESSION_OPTIONS, WarehouseError, WarehouseSettings, connect, environment
+from upshift.warehouse import SESSION_ENV, WarehouseSettings, connect, environment, sqlalchemy_url
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
@@ -30,33 +30,6 @@ if TYPE_CHECKING:
     from great_expectations.data_context import AbstractDataContext
 
 DATASOURCE_NAME = "upshift_warehouse"
-
-
-def sqlalchemy_url(settings: WarehouseSettings) -> str:
-    """The warehouse as a SQLAlchemy URL (psycopg2); a socket directory goes in `?host=`.
-
-    Its sessions are UTC (`options`, against a non-UTC server or database default; run_gate
-    also sets PGTZ against the caller's). Holds the password when there is one: pass it to the
-    datasource, never to a log.
-    """
-    from sqlalchemy.engine import URL
-
-    if settings.host is None:
-        raise WarehouseError("The warehouse host is unknown: call ensure_warehouse() first.")
-    socket_dir = settings.host.startswith("/")
-    url = URL.create(
-        "postgresql+psycopg2",
-        username=settings.user,
-        password=settings.password or None,
-        host=None if socket_dir else settings.host,
-        port=None if socket_dir else settings.port,
-        database=settings.database,
-        query={
-            "options": SESSION_OPTIONS,
-            **({"host": settings.host, "port": str(settings.port)} if socket_dir else {}),
-        },
-    )
-    return url.render_as_string(hide_password=False)
 
 
 def _context() -> AbstractDataContext:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from upshift.report.headlines import Headline, build_headlines, headline_rows
-from upshift.report.marts import MartTable, marts_schema, read_marts
+from upshift.report.marts import MartTable, read_marts
 from upshift.report.page import render_page
 from upshift.warehouse import WarehouseSettings
 
@@ -49,7 +49,8 @@ def build_growth_review(settings: WarehouseSettings, as_of: dt.date, out_dir: Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_paths = {name: _write_csv(table, out_dir) for name, table in marts.items() if table.exists}
     html_path = out_dir / f"growth_review_{as_of.isoformat()}.html"
-    html_path.write_text(render_page(marts, headlines, current, as_of, marts_schema(settings)), encoding="utf-8")
+    page = render_page(marts, headlines, current, as_of, settings.layer_schema("marts"))
+    html_path.write_text(page, encoding="utf-8")
     return ReportResult(html_path, csv_paths, headlines)
 
 

@@ -53,13 +53,9 @@ class MartTable:
         return {row[position] for row in self.rows}
 
 
-def marts_schema(settings: WarehouseSettings) -> str:
-    return f"{settings.schema}_marts"
-
-
 def read_marts(settings: WarehouseSettings, as_of: dt.date) -> dict[str, MartTable]:
     """Every mart of MARTS, read in one read-only repeatable-read transaction."""
-    schema = marts_schema(settings)
+    schema = settings.layer_schema("marts")
     with connect(settings) as conn:
         conn.isolation_level = IsolationLevel.REPEATABLE_READ
         conn.read_only = True

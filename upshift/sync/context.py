@@ -66,7 +66,7 @@ def open_context(
     """Connect, create the state tables if missing, and check the models' as-of date."""
     settings = settings or SyncSettings.from_env()
     with connect(warehouse, autocommit=True) as conn:
-        context = SyncContext(conn, f"{warehouse.schema}_marts", options, settings)
+        context = SyncContext(conn, warehouse.layer_schema("marts"), options, settings)
         ensure_state_schema(conn, settings.schema)
         check_models_as_of(context)
         yield context

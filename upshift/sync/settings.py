@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
-from typing import Any, get_type_hints
+from dataclasses import dataclass, replace
+from typing import Any
+
+from upshift.env_fields import fields_from_env
+from upshift.warehouse import DEFAULT_SYNC_SCHEMA, check_schema_name
 
 ENV_PREFIX = "UPSHIFT_SYNC_"
 
@@ -33,7 +36,8 @@ ENV_PREFIX = "UPSHIFT_SYNC_"
 class SyncSettings:
     """Every knob of the sync; each field is the variable `UPSHIFT_SYNC_<FIELD>`."""
 
-    schema: str = "upshift_sync"
+    # The sync's state tables; dbt's source `upshift_sync` reads them (upshift.dbt hands dbt this value).
+    schema: str = DEFAULT_SYNC_SCHEMA
 
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 30.0
@@ -87,21 +91,10 @@ class SyncSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, **overrides: Any) -> SyncSettings:
         """Settings from the environment; keyword overrides win. Bad values fail loudly."""
-        hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
-        for spec in fields(cls):
-            raw = env.get(ENV_PREFIX + spec.name.upper())
-            if raw in (None, ""):
-                continue
-            kind = hints[spec.name]
-            try:
-                values[spec.name] = kind(raw) if kind in (int, float) else raw
-            except ValueError as error:
-                raise ValueError(f"{ENV_PREFIX}{spec.name.upper()}={raw!r} is not a valid {kind.__name__}") from error
-        values.update(overrides)
-        return cls(**values)
+        return cls(**{**fields_from_env(cls, ENV_PREFIX, env), **overrides})
 
     def __post_init__(self) -> None:
+        check_schema_name(f"{ENV_PREFIX}SCHEMA", self.schema)
         if self.iterable_identify_by not in {"userId", "email"}:
             wrong = self.iterable_identify_by
             raise ValueError(f"{ENV_PREFIX}ITERABLE_IDENTIFY_BY must be userId or email, not {wrong!r}")

@@ -1,0 +1,292 @@
+"""The local Airflow stack: its four services and the API emulator as processes on loopback.
+
+Started by `LocalAirflow`, recorded in `services.json` so `airflow down` (`stop_recorded`) can
+stop a stack left running; each service runs in its own process group, stopped as a group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from upshift.local_airflow.api import AirflowApi
+from upshift.local_airflow.config import (
+    DAG_ID,
+    QUIET,
+    AirflowNotReady,
+    EmulatorKeys,
+    airflow_environment,
+    airflow_home,
+)
+from upshift.warehouse import WarehouseSettings, ensure_warehouse, sqlalchemy_url
+
+METADATA_DATABASE = "airflow"
+SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+EMULATOR = "emulator"
+LOOPBACK = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` when nothing listens on it, else any free loopback port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((LOOPBACK, preferred or 0))
+        except OSError:
+            probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class LocalAirflow:
+    """Airflow's services on loopback, plus the API emulator the sync step sends to, for one
+    warehouse; a context manager that stops them.
+
+    State lives in `home` (default `<UPSHIFT_HOME>/airflow`): task and service logs, and
+    `services.json` with the process ids, so `airflow down` can stop a stack left running.
+    """
+
+    settings: WarehouseSettings
+    port: int = 0
+    metadata_database: str = METADATA_DATABASE
+    home: Path | None = None
+    quiet: bool = False
+    # Linux: the services get SIGTERM if this process dies without stopping them (a killed
+    # test run, a closed terminal). Off for a stack meant to outlive its starter (`airflow up`).
+    die_with_parent: bool = True
+    # Seconds between a failed task's tries instead of the DAG's (minutes, with backoff): for
+    # tests that watch a task fail through its retries. Set through an Airflow cluster policy
+    # (`airflow_local_settings.py` in the home's config folder), so the DAG file is untouched.
+    retry_delay_seconds: float | None = None
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
+    emulator_keys: EmulatorKeys = field(default_factory=EmulatorKeys, repr=False)
+    emulator_port: int = 0
+
+    def __post_init__(self) -> None:
+        self.home = self.home or airflow_home(self.settings)
+        self.port = self.port or free_port(DEFAULT_PORT)
+        self.emulator_port = self.emulator_port or free_port()
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.emulator_port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "services.json"
+
+    @property
+    def service_logs(self) -> Path:
+        return self.home / "logs" / "services"
+
+    def environment(self) -> dict[str, str]:
+        """Everything the services and their task processes need, passed only through the environment."""
+        env = {name: value for name, value in os.environ.items() if not name.startswith("AIRFLOW")}
+        env.update(airflow_environment(self.settings, self.home))
+        env.update(self.emulator_keys.connections(self.emulator_url))
+        env.update(
+            {
+                # Holds the password, if any: it stays in the services' environment.
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sqlalchemy_url(
+                    self.settings, self.metadata_database, session_options=False
+                ),
+                # A few connections per process: the embedded server allows 100 in all.
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "2",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "4",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                "AIRFLOW__API__HOST": LOOPBACK,
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__API__WORKERS": "1",
+                # Loopback only, one user: everyone who can reach it is an admin.
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret(),
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            }
+        )
+        if self.quiet:
+            env.update(QUIET)
+        return env
+
+    def _jwt_secret(self) -> str:
+        """One signing key per home, shared by the services (and kept for `airflow down`/restarts)."""
+        path = self.home / "jwt_secret"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+    def prepare(self) -> None:
+        """Create the metadata database if missing, migrate it, and create the pools."""
+        ensure_warehouse(self.settings.with_database(self.metadata_database))
+        self._write_retry_policy()
+        self._airflow_python(
+            "from upshift.local_airflow.in_process import create_pools, migrate_metadata_db; "
+            "migrate_metadata_db(); create_pools()",
+            log="prepare",
+        )
+
+    def _write_retry_policy(self) -> None:
+        policy = self.home / "config" / "airflow_local_settings.py"
+        if self.retry_delay_seconds is None:
+            policy.unlink(missing_ok=True)
+            return
+        policy.parent.mkdir(parents=True, exist_ok=True)
+        policy.write_text(
+            '"""Written by upshift.local_airflow: short retry delays for this local stack."""\n\n'
+            "from datetime import timedelta\n\n\n"
+            "def task_policy(task):\n"
+            f"    task.retry_delay = timedelta(seconds={self.retry_delay_seconds!r})\n"
+            "    task.max_retry_delay = task.retry_delay\n"
+        )
+
+    def _airflow_python(self, code: str, *, log: str) -> None:
+        self.service_logs.mkdir(parents=True, exist_ok=True)
+        log_file = self.service_logs / f"{log}.log"
+        with log_file.open("w") as out:
+            completed = subprocess.run(
+                [sys.executable, "-c", code], env=self.environment(), stdout=out, stderr=subprocess.STDOUT, check=False
+            )
+        if completed.returncode != 0:
+            raise AirflowNotReady(f"Preparing the Airflow metadata database failed; see {log_file}")
+
+    def start(self) -> LocalAirflow:
+        """Start the emulator and the four Airflow services; `wait_until_ready` tells when they serve."""
+        self.service_logs.mkdir(parents=True, exist_ok=True)
+        env = self.environment()
+        commands = {
+            EMULATOR: ["-m", "upshift.emulator", "--host", LOOPBACK, "--port", str(self.emulator_port), "--quiet"],
+            "api-server": ["-m", "airflow", "api-server", "--host", LOOPBACK, "--port", str(self.port)],
+            **{service: ["-m", "airflow", service] for service in SERVICES if service != "api-server"},
+        }
+        for service, arguments in commands.items():
+            service_env = {**env, **self.emulator_keys.emulator_env()} if service == EMULATOR else env
+            with (self.service_logs / f"{service}.log").open("w") as out:
+                # Own session: Ctrl-C in the terminal reaches us, and we stop each service cleanly.
+                self.processes[service] = subprocess.Popen(
+                    [sys.executable, *arguments],
+                    env=service_env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=self.home,
+                    preexec_fn=_terminate_with_parent if self.die_with_parent else None,
+                )
+        self.state_file.write_text(
+            json.dumps({"url": self.url, "pids": {name: proc.pid for name, proc in self.processes.items()}})
+        )
+        return self
+
+    def wait_until_ready(self, timeout: float = 180) -> AirflowApi:
+        """Wait until every service reports healthy and the DAG is parsed; returns an API client."""
+        deadline = time.monotonic() + timeout
+        api = AirflowApi(self.url)
+        while True:
+            self._raise_if_exited()
+            status = api.health()
+            unhealthy = sorted(name for name, part in status.items() if part.get("status") != "healthy")
+            if status and not unhealthy and api.dag_is_parsed(DAG_ID):
+                return api
+            if time.monotonic() > deadline:
+                detail = f"unhealthy: {unhealthy}" if status else f"no answer from {self.url}"
+                raise AirflowNotReady(
+                    f"Airflow did not get ready in {timeout:.0f}s ({detail}); see {self.service_logs}"
+                )
+            time.sleep(1)
+
+    def _raise_if_exited(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise AirflowNotReady(
+                    f"Airflow {name} exited with code {process.returncode}; see {self.service_logs / name}.log"
+                )
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the services: SIGTERM to each process group, SIGKILL what is left after `timeout`."""
+        stop_process_groups([process.pid for process in self.processes.values()], timeout=timeout)
+        self.processes.clear()
+        self.state_file.unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalAirflow:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _terminate_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the parent dies (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def stop_process_groups(pids: list[int], *, timeout: float = 30) -> None:
+    """SIGTERM the process group of each pid (a service and its task or worker children), then SIGKILL."""
+    for pid in pids:
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_group_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        _signal_group(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _group_alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_recorded(settings: WarehouseSettings, home: Path | None = None) -> bool:
+    """Stop a stack left running (`--keep-airflow`, `airflow up`); returns whether one was recorded."""
+    state_file = (home or airflow_home(settings)) / "services.json"
+    if not state_file.exists():
+        return False
+    stop_process_groups(list(json.loads(state_file.read_text())["pids"].values()))
+    state_file.unlink(missing_ok=True)
+    return True
+
+
+def recorded_url(settings: WarehouseSettings, home: Path | None = None) -> str | None:
+    """The URL of a stack left running, if its api-server still runs."""
+    state_file = (home or airflow_home(settings)) / "services.json"
+    if not state_file.exists():
+        return None
+    state = json.loads(state_file.read_text())
+    return state["url"] if _group_alive(state["pids"]["api-server"]) else None
