@@ -1,5 +1,9 @@
 """The raw tables as the generator writes them: contract columns, keys, and text encoding.
 
+Enum values come from the raw contract (the dbt sources yml, read by upshift/contract.py): the
+values a table may hold, and the named states the generator gives a meaning (a completed
+booking is a hire), which fail at import, naming the value, when the contract drops one.
+
 Column encodings are chosen by contract column name: `*_at` are epoch seconds,
 `amount`/`mrr` are integer cents, `client_id`/`viewer_id`/`worker_id` are user indexes
 (or ready-made text), `category` is a category index. Everything is turned into
@@ -8,12 +12,13 @@ PostgreSQL COPY text format, where `\\N` is NULL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from psycopg import sql
 
+from upshift.contract import RawContract, raw_contract
 from upshift.generator.catalog import CATEGORIES
 from upshift.generator.frames import Frame, frame_length
 from upshift.generator.timing import DAY
@@ -48,6 +53,7 @@ class TableSpec:
         return next(column for column in self.columns if column.endswith("_at"))
 
 
+CONTRACT = raw_contract()
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
@@ -57,7 +63,7 @@ TABLES: dict[str, TableSpec] = {
             id_prefix="",
             user_columns=(),
             enum_column="role",
-            enum_values=("client", "worker"),
+            enum_values=CONTRACT.accepted_values("users", "role"),
         ),
         TableSpec(
             "bookings",
@@ -65,7 +71,7 @@ TABLES: dict[str, TableSpec] = {
             id_prefix="bkg_",
             user_columns=("client_id", "worker_id"),
             enum_column="status",
-            enum_values=("completed", "cancelled", "pending"),
+            enum_values=CONTRACT.accepted_values("bookings", "status"),
             amount_column="amount",
         ),
         TableSpec("searches", ("search_id", "client_id", "category", "searched_at"), "srch_", ("client_id",)),
@@ -75,7 +81,7 @@ TABLES: dict[str, TableSpec] = {
             id_prefix="prop_",
             user_columns=("worker_id",),
             enum_column="status",
-            enum_values=("won", "lost", "pending"),
+            enum_values=CONTRACT.accepted_values("proposals", "status"),
         ),
         TableSpec(
             "profile_views", ("view_id", "worker_id", "viewer_id", "viewed_at"), "view_", ("worker_id", "viewer_id")
@@ -96,11 +102,23 @@ TABLES: dict[str, TableSpec] = {
             id_prefix="expo_",
             user_columns=("user_id",),
             enum_column="channel",
-            enum_values=("in_app", "email", "push", "sms"),
+            enum_values=CONTRACT.accepted_values("offer_exposures", "channel"),
         ),
     )
 }
+# The states the generator writes with a meaning, each checked against the contract.
+COMPLETED, CANCELLED, PENDING = (CONTRACT.value("bookings", "status", v) for v in ("completed", "cancelled", "pending"))
+WON, LOST, UNDECIDED = (CONTRACT.value("proposals", "status", v) for v in ("won", "lost", "pending"))
+IN_APP, EMAIL, PUSH, SMS = (CONTRACT.value("offer_exposures", "channel", v) for v in ("in_app", "email", "push", "sms"))
 EVENT_TABLES = ("bookings", "searches", "proposals", "profile_views", "contacts", "offer_exposures")
+
+
+def raw_tables(contract: RawContract) -> dict[str, TableSpec]:
+    """TABLES with the enum values of another contract (e.g. an edited copy of the sources yml)."""
+    return {
+        name: replace(spec, enum_values=contract.accepted_values(name, spec.enum_column)) if spec.enum_column else spec
+        for name, spec in TABLES.items()
+    }
 
 
 def user_ids(prefix: str, count: int) -> np.ndarray:
