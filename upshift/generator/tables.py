@@ -107,9 +107,16 @@ TABLES: dict[str, TableSpec] = {
     )
 }
 # The states the generator writes with a meaning, each checked against the contract.
-COMPLETED, CANCELLED, PENDING = (CONTRACT.value("bookings", "status", v) for v in ("completed", "cancelled", "pending"))
-WON, LOST, UNDECIDED = (CONTRACT.value("proposals", "status", v) for v in ("won", "lost", "pending"))
-IN_APP, EMAIL, PUSH, SMS = (CONTRACT.value("offer_exposures", "channel", v) for v in ("in_app", "email", "push", "sms"))
+COMPLETED = CONTRACT.value("bookings", "status", "completed")
+CANCELLED = CONTRACT.value("bookings", "status", "cancelled")
+PENDING = CONTRACT.value("bookings", "status", "pending")
+WON = CONTRACT.value("proposals", "status", "won")
+LOST = CONTRACT.value("proposals", "status", "lost")
+UNDECIDED = CONTRACT.value("proposals", "status", "pending")
+IN_APP = CONTRACT.value("offer_exposures", "channel", "in_app")
+EMAIL = CONTRACT.value("offer_exposures", "channel", "email")
+PUSH = CONTRACT.value("offer_exposures", "channel", "push")
+SMS = CONTRACT.value("offer_exposures", "channel", "sms")
 EVENT_TABLES = ("bookings", "searches", "proposals", "profile_views", "contacts", "offer_exposures")
 
 
