@@ -9,12 +9,14 @@ import re
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
+from psycopg import sql
 
 from upshift.contract import SOURCES_YML, ContractError, load_contract, raw_contract
 from upshift.gates import GateConfigError, load_stage_plan
 from upshift.generator.dirty import Corrupter
-from upshift.generator.tables import TABLES, raw_tables
+from upshift.generator.tables import TABLES, raw_tables, schema_ddl
 from upshift.warehouse import REPO_ROOT, WarehouseSettings
 
 AS_OF = dt.date(2025, 6, 2)
@@ -101,6 +103,42 @@ def test_a_key_added_to_the_contract_is_checked_by_the_gate(tmp_path: Path) -> N
     names = {item.name for item in plan.expectations}
     assert {"keys_present[searches.category]", "keys_mostly_present[searches.category]"} <= names
     assert "keys_mostly_present[searches.category]" not in {item.name for item in default.expectations}
+
+
+def test_the_generator_creates_the_raw_tables_with_the_contract_columns_and_types(
+    tmp_path: Path, pg_conn: psycopg.Connection
+) -> None:
+    copy = _edited_contract(
+        tmp_path,
+        "          - name: currency\n            data_type: text\n",
+        "          - name: currency\n            data_type: char(3)\n",
+    )
+    created = {}
+    for schema, contract in (("rawcontract_project", raw_contract()), ("rawcontract_edited", load_contract(copy))):
+        pg_conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+        pg_conn.execute(schema_ddl(schema, contract))
+        created[schema] = {
+            (table, column): data_type
+            for table, column, data_type in pg_conn.execute(
+                "select table_name, column_name, format_type(atttypid, atttypmod)"
+                " from information_schema.columns"
+                " join pg_attribute on attrelid = format('%%I.%%I', table_schema, table_name)::regclass"
+                " and attname = column_name"
+                " where table_schema = %s order by table_name, ordinal_position",
+                (schema,),
+            ).fetchall()
+        }
+        pg_conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
+
+    project = created["rawcontract_project"]
+    assert set(project) == {
+        (table.name, column) for table in raw_contract().tables.values() for column in table.columns
+    }
+    assert project[("bookings", "booked_at")] == "timestamp with time zone"
+    assert project[("bookings", "amount")] == "numeric(12,2)"
+    assert project[("bookings", "currency")] == "text"
+    assert created["rawcontract_edited"][("bookings", "currency")] == "character(3)"
+    assert TABLES["bookings"].columns == raw_contract().table("bookings").column_names
 
 
 def test_a_state_the_generator_names_cannot_be_dropped_silently(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The raw data contract, read from its one home: the dbt sources yml.
 
 `dbt_project/models/staging/marketplace/_marketplace__sources.yml` lists the raw tables and
-their columns; a column's `config.meta` says what it must hold (`not_null`, `unique`,
-`accepted_values`, and `data_type` when declared). The staging models read the same entries
+their columns in order, each with its `data_type` (the generator creates the raw tables from
+them); a column's `config.meta` says what it must hold (`not_null`, `unique`,
+`accepted_values`). The staging models read the accepted values
 through dbt's graph (macro `source_accepted_values`), the generator (upshift/generator/tables.py)
 and the raw gate (`for_each: {contract: ...}` in expectations/suites/raw.yml) through this
 module, so changing an enum in the yml changes all three. No dbt import: it parses the yml.
@@ -11,6 +12,7 @@ module, so changing an enum in the yml changes all three. No dbt import: it pars
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,9 @@ from upshift.dbt import DBT_PROJECT_DIR
 SOURCE_NAME = "marketplace"
 SOURCES_YML = DBT_PROJECT_DIR / "models" / "staging" / "marketplace" / "_marketplace__sources.yml"
 # The `meta` keys a contract column may carry.
-_META_KEYS = frozenset({"not_null", "unique", "accepted_values", "data_type"})
+_META_KEYS = frozenset({"not_null", "unique", "accepted_values"})
+# A PostgreSQL type name, optionally with a precision: `text`, `timestamptz`, `numeric(12, 2)`.
+_DATA_TYPE = re.compile(r"^[a-z][a-z0-9_ ]*(\(\d+(, ?\d+)?\))?$")
 # What the raw gate's `for_each: {contract: <rule>}` can expand over.
 RULES = ("not_null", "unique", "accepted_values")
 
@@ -35,10 +39,10 @@ class ContractError(ValueError):
 @dataclass(frozen=True)
 class ContractColumn:
     name: str
+    data_type: str
     not_null: bool = False
     unique: bool = False
     accepted_values: tuple[str, ...] | None = None
-    data_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ class ContractTable:
             return self.columns[name]
         except KeyError:
             raise ContractError(f"raw contract: {self.name} has no column {name!r}") from None
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(self.columns)
 
 
 @dataclass(frozen=True)
@@ -112,12 +120,17 @@ def _column(entry: Any, where: str) -> ContractColumn:
         raise ContractError(f"{where}: meta accepted_values must be a non-empty list of strings")
     if values is not None and len(set(values)) != len(values):
         raise ContractError(f"{where}: meta accepted_values lists a value twice")
+    data_type = entry.get("data_type")
+    if not isinstance(data_type, str) or not _DATA_TYPE.match(data_type):
+        raise ContractError(
+            f"{where}: needs a `data_type` such as text, timestamptz or numeric(12, 2), got {data_type!r}"
+        )
     return ContractColumn(
         name=entry["name"],
+        data_type=data_type,
         not_null=meta.get("not_null", False),
         unique=meta.get("unique", False),
         accepted_values=tuple(values) if values is not None else None,
-        data_type=entry.get("data_type"),
     )
 
 
