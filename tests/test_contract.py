@@ -105,6 +105,18 @@ def test_a_key_added_to_the_contract_is_checked_by_the_gate(tmp_path: Path) -> N
     assert "keys_mostly_present[searches.category]" not in {item.name for item in default.expectations}
 
 
+def test_a_timestamp_column_added_to_the_contract_is_type_checked_by_the_gate(tmp_path: Path) -> None:
+    old = "          - name: ended_at\n            data_type: timestamptz\n"
+    new = old + "            description: x\n          - name: renewed_at\n            data_type: timestamptz\n"
+    copy = _edited_contract(tmp_path, old, new)
+
+    plan = load_stage_plan("raw", WarehouseSettings.from_env({}), AS_OF, contract=load_contract(copy))
+
+    checked = [item.target for item in plan.expectations if item.check == "timestamps_have_time_zone"]
+    assert "subscriptions.renewed_at" in checked
+    assert len(checked) == 1 + sum(1 for _ in raw_contract().columns_with("timestamptz"))
+
+
 def test_the_generator_creates_the_raw_tables_with_the_contract_columns_and_types(
     tmp_path: Path, pg_conn: psycopg.Connection
 ) -> None:

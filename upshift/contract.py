@@ -28,8 +28,9 @@ SOURCES_YML = DBT_PROJECT_DIR / "models" / "staging" / "marketplace" / "_marketp
 _META_KEYS = frozenset({"not_null", "unique", "accepted_values"})
 # A PostgreSQL type name, optionally with a precision: `text`, `timestamptz`, `numeric(12, 2)`.
 _DATA_TYPE = re.compile(r"^[a-z][a-z0-9_ ]*(\(\d+(, ?\d+)?\))?$")
-# What the raw gate's `for_each: {contract: <rule>}` can expand over.
-RULES = ("not_null", "unique", "accepted_values")
+# What the raw gate's `for_each: {contract: <rule>}` can expand over: a meta rule, or
+# `timestamptz` for every column of that data_type.
+RULES = ("not_null", "unique", "accepted_values", "timestamptz")
 
 
 class ContractError(ValueError):
@@ -96,7 +97,11 @@ class RawContract:
             raise ContractError(f"raw contract: unknown rule {rule!r}; rules are {', '.join(RULES)}")
         for table in self.tables.values():
             for column in table.columns.values():
-                if getattr(column, rule) not in (None, False):
+                if rule == "timestamptz":
+                    carries = column.data_type == "timestamptz"
+                else:
+                    carries = getattr(column, rule) not in (None, False)
+                if carries:
                     yield table.name, column
 
 
