@@ -160,6 +160,8 @@ class Corrupter:
 
     def _invalid_enum(self, spec, columns, where, rng) -> None:
         values = [value for value in INVALID_ENUM_VALUES[spec.name] if value not in spec.enum_values]
+        if not values:
+            raise ValueError(f"the raw contract accepts every invalid {spec.name}.{spec.enum_column} candidate")
         columns[spec.enum_column][where] = np.array(values, dtype=object)[rng.integers(0, len(values), len(where))]
 
     def _future_timestamp(self, spec, columns, where, rng) -> None:
