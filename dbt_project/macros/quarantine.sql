@@ -114,3 +114,16 @@
     {%- set earliest = "cast('" ~ var('quarantine_earliest_event_date') ~ " 00:00:00+00' as " ~ type_timestamptz() ~ ")" -%}
     {{ return({'reason': 'implausible_timestamp', 'when': '(' ~ column ~ ' < ' ~ earliest ~ ')', 'detail': "concat('" ~ column ~ "=', cast(" ~ column ~ " as " ~ dbt.type_string() ~ "), ' before " ~ var('quarantine_earliest_event_date') ~ "')"}) }}
 {%- endmacro %}
+
+{#- The accepted values of a raw column, read from the contract: the column's
+    `meta.accepted_values` in _marketplace__sources.yml (the one place they are
+    written). Only known at execution; parsing gets a placeholder. -#}
+{% macro source_accepted_values(table, column) -%}
+    {%- if not execute -%}{{ return(['']) }}{%- endif -%}
+    {%- set node = graph.sources['source.' ~ project_name ~ '.marketplace.' ~ table] -%}
+    {%- set values = ((node.columns.get(column) or {}).get('meta') or {}).get('accepted_values') -%}
+    {%- if not values -%}
+        {{ exceptions.raise_compiler_error('source marketplace.' ~ table ~ '.' ~ column ~ ' declares no meta accepted_values') }}
+    {%- endif -%}
+    {{ return(values) }}
+{%- endmacro %}

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from upshift.contract import RULES, ContractError, RawContract, raw_contract
 from upshift.dbt import DBT_PROJECT_DIR
 from upshift.warehouse import REPO_ROOT, WarehouseSettings
 
@@ -227,6 +228,18 @@ def _assets(suite: dict[str, Any], schemas: dict[str, str], variables: dict[str,
     return assets
 
 
+def _contract_targets(rule: Any, contract: RawContract, where: str) -> list[dict[str, Any]]:
+    """`for_each: {contract: <rule>}`: every raw contract column carrying the rule, as targets
+    (`asset` = the source table, `column`, and `values` for accepted_values)."""
+    if rule not in RULES:
+        raise GateConfigError(f"{where}: `for_each: {{contract: ...}}` takes one of {', '.join(RULES)}, got {rule!r}")
+    return [
+        {"asset": table, "column": column.name}
+        | ({"values": list(column.accepted_values)} if rule == "accepted_values" else {})
+        for table, column in contract.columns_with(rule)
+    ]
+
+
 def _expand(
     entry: dict[str, Any],
     check: dict[str, Any],
@@ -234,14 +247,21 @@ def _expand(
     run_variables: dict[str, Any],
     pii_columns: frozenset[str],
     path: Path,
+    contract: RawContract | None,
 ) -> list[PlannedExpectation]:
     name = entry.get("name")
     where = f"{path}: expectation {name}"
-    if not entry.get("type") or not isinstance(entry.get("for_each"), list):
-        raise GateConfigError(f"{where}: needs `type` and a `for_each` list of targets")
+    targets = entry.get("for_each")
+    if isinstance(targets, dict) and set(targets) == {"contract"}:
+        try:
+            targets = _contract_targets(targets["contract"], contract or raw_contract(), where)
+        except ContractError as error:
+            raise GateConfigError(f"{where}: {error}") from error
+    if not entry.get("type") or not isinstance(targets, list):
+        raise GateConfigError(f"{where}: needs `type` and a `for_each` list of targets (or `{{contract: <rule>}}`)")
     thresholds = {key: value for key, value in check.items() if key != "severity"}
     planned = []
-    for target_vars in entry["for_each"]:
+    for target_vars in targets:
         asset = assets.get(target_vars.get("asset"))
         if asset is None:
             raise GateConfigError(f"{where}: target {target_vars} names no asset of the suite")
@@ -273,8 +293,10 @@ def load_stage_plan(
     settings: WarehouseSettings,
     as_of: dt.date,
     expectations_dir: Path = EXPECTATIONS_DIR,
+    contract: RawContract | None = None,
 ) -> StagePlan:
-    """The stage's suite rendered for `as_of` against the settings' schemas."""
+    """The stage's suite rendered for `as_of` against the settings' schemas. Targets written
+    `for_each: {contract: <rule>}` come from `contract` (default: the project's sources yml)."""
     config = _gates_config(expectations_dir)
     config_path = expectations_dir / CONFIG_FILE
     if stage not in config["stages"]:
@@ -314,7 +336,7 @@ def load_stage_plan(
     expectations = [
         planned
         for entry in entries
-        for planned in _expand(entry, checks[entry["name"]], assets, run_variables, pii_columns, suite_path)
+        for planned in _expand(entry, checks[entry["name"]], assets, run_variables, pii_columns, suite_path, contract)
     ]
     return StagePlan(
         stage=stage,

@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 
+from upshift.contract import RawContract
 from upshift.gates.config import GX_SEVERITY, Asset, PlannedExpectation, StagePlan, load_stage_plan
 from upshift.gates.report import REPORT_FILE, report_directory, write_report
 from upshift.gates.result import ExpectationResult, GateResult
@@ -186,13 +187,16 @@ def _strip_pii(value: Any, pii_columns: frozenset[str]) -> Any:
     return value
 
 
-def run_gate(stage: str, settings: WarehouseSettings, as_of: dt.date) -> GateResult:
+def run_gate(
+    stage: str, settings: WarehouseSettings, as_of: dt.date, contract: RawContract | None = None
+) -> GateResult:
     """Validate `stage` for `as_of` and write its report; `passed` is False on a blocking failure.
 
     Raises GateConfigError (or GateNotDefined) when the configuration is broken or the stage has
     no gate yet, and lets connection errors through: neither is a data-quality verdict.
+    `contract` replaces the project's raw contract (the sources yml), e.g. with an edited copy.
     """
-    plan = load_stage_plan(stage, settings, as_of)
+    plan = load_stage_plan(stage, settings, as_of, contract=contract)
     with environment(SESSION_ENV):
         outcomes = _validate(plan, settings)
     by_name = {expectation.name: expectation for expectation in plan.expectations}

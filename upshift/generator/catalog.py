@@ -10,6 +10,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from upshift.contract import raw_contract
+
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "dbt_project" / "seeds"
 
 
@@ -124,7 +126,7 @@ def load_catalog(seeds_dir: Path | None = None) -> Catalog:
         )
         for row in _read_rows(seeds_dir / "readiness_offers.csv")
     )
-    for role in ("client", "worker"):
+    for role in raw_contract().accepted_values("users", "role"):
         if not any(plan.role == role and plan.monthly_price_cents > 0 for plan in plans):
             raise ValueError(f"plan_catalog.csv in {seeds_dir} has no paid {role} plan")
         if not any(offer.role == role for offer in offers):

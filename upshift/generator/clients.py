@@ -13,6 +13,7 @@ import numpy as np
 from upshift.generator.catalog import CATEGORIES, COUNTRIES
 from upshift.generator.frames import Frame, concat, expand
 from upshift.generator.population import CATEGORY_WEIGHTS, COUNTRY_OFFSET_SECONDS, Population
+from upshift.generator.tables import CANCELLED, COMPLETED, PENDING
 from upshift.generator.timing import DAY, sample_times
 
 BOOKINGS_PER_30_DAYS = 0.15
@@ -40,7 +41,7 @@ def booking_status(rng: np.random.Generator, booked_at: np.ndarray, as_of: int) 
     draw = rng.random(len(booked_at))
     pending = draw < np.where(recent, 0.55, 0.015)
     cancelled = ~pending & (rng.random(len(booked_at)) < 0.09)
-    return np.where(pending, "pending", np.where(cancelled, "cancelled", "completed")).astype(object)
+    return np.where(pending, PENDING, np.where(cancelled, CANCELLED, COMPLETED)).astype(object)
 
 
 def _other_category(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -99,7 +100,7 @@ def client_events(rng: np.random.Generator, population: Population, clients: np.
     unhired = friction & (rng.random(len(clients)) < 0.3)
     owner, _ = expand(unhired.astype(np.int64))
     at = sample_times(rng, window.ago(29), window.end, offset[owner], "booking")
-    status = np.where(rng.random(len(owner)) < 0.7, "cancelled", "pending").astype(object)
+    status = np.where(rng.random(len(owner)) < 0.7, CANCELLED, PENDING).astype(object)
     parts.append(_bookings(owner, at, primary[owner], status=status))
 
     bookings = concat(parts)
@@ -148,7 +149,7 @@ def _finish_bookings(rng: np.random.Generator, population: Population, clients: 
     picked = population.worker_for_booking.pick(rng, country * len(CATEGORIES) + bookings["category"])
     worker = np.where(unmatched, picked, worker)
     status = booking_status(rng, bookings["at"], population.window.end)
-    status = np.where(bookings["completed"], "completed", status)
+    status = np.where(bookings["completed"], COMPLETED, status)
     status = np.where(bookings["status"] != "", bookings["status"], status)
     return {
         "client_id": clients[owner],

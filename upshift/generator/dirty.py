@@ -41,6 +41,8 @@ DIRTY_KINDS = (
 # Timestamps before any plausible event (dbt's quarantine_earliest_event_date).
 IMPLAUSIBLE_TIMESTAMPS = ("-infinity", "0001-01-01 00:00:00+00")
 MIN_PER_KIND = 2
+# Candidates for invalid_enum; a candidate the contract accepts (e.g. after "refunded" is added
+# to bookings.status) is skipped, so an invalid_enum row is always outside the contract.
 INVALID_ENUM_VALUES = {
     "users": ("admin", "Client", "both", "wrker"),
     "bookings": ("Completed", "canceled", "refunded", "done"),
@@ -68,18 +70,19 @@ def applicable_kinds(spec: TableSpec) -> tuple[str, ...]:
 class Corrupter:
     """Corrupts chunks of encoded rows and keeps the per-table, per-kind tally."""
 
-    def __init__(self, rate: float, as_of: int) -> None:
+    def __init__(self, rate: float, as_of: int, tables: dict[str, TableSpec] = TABLES) -> None:
         if not 0.0 <= rate < 0.5:
             raise ValueError(f"dirty_rate must be in [0, 0.5), got {rate}")
         self.rate = rate
         self.as_of = as_of
-        self.counts = {table: dict.fromkeys(applicable_kinds(spec), 0) for table, spec in TABLES.items()}
+        self.tables = tables
+        self.counts = {table: dict.fromkeys(applicable_kinds(spec), 0) for table, spec in tables.items()}
 
     def apply(self, table: str, columns: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         rows = len(next(iter(columns.values())))
         if self.rate == 0 or rows == 0:
             return columns
-        spec = TABLES[table]
+        spec = self.tables[table]
         kinds = applicable_kinds(spec)
         wanted = self.rate * rows / len(kinds)
         planned = np.floor(wanted).astype(np.int64) + (rng.random(len(kinds)) < wanted % 1)
@@ -156,7 +159,9 @@ class Corrupter:
         ]
 
     def _invalid_enum(self, spec, columns, where, rng) -> None:
-        values = INVALID_ENUM_VALUES[spec.name]
+        values = [value for value in INVALID_ENUM_VALUES[spec.name] if value not in spec.enum_values]
+        if not values:
+            raise ValueError(f"the raw contract accepts every invalid {spec.name}.{spec.enum_column} candidate")
         columns[spec.enum_column][where] = np.array(values, dtype=object)[rng.integers(0, len(values), len(where))]
 
     def _future_timestamp(self, spec, columns, where, rng) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 from upshift.generator.catalog import Catalog
 from upshift.generator.frames import Frame, concat, expand, select
 from upshift.generator.population import COUNTRY_OFFSET_SECONDS, Side, Window
+from upshift.generator.tables import EMAIL, IN_APP, PUSH, SMS
 from upshift.generator.timing import DAY, HOUR, sample_times
 
 EXPOSED_SHARE = 0.3
@@ -38,14 +39,14 @@ def exposure_rows(
     first = sample_times(rng, active_from, window.end, offset, "view")
     offer = offers[rng.integers(0, len(offers), len(owner))]
 
-    opening = np.where(rng.random(len(owner)) < 0.7, "in_app", "email").astype(object)
+    opening = np.where(rng.random(len(owner)) < 0.7, IN_APP, EMAIL).astype(object)
     follow_up = first + (rng.uniform(48, 72, len(owner)) * HOUR).astype(np.int64)
     nudge = first + 7 * DAY + (rng.uniform(0, 6, len(owner)) * HOUR).astype(np.int64)
-    nudge_channel = np.where(rng.random(len(owner)) < 0.75, "push", "sms").astype(object)
+    nudge_channel = np.where(rng.random(len(owner)) < 0.75, PUSH, SMS).astype(object)
     wants_follow_up = rng.random(len(owner)) < 0.6
     wants_nudge = rng.random(len(owner)) < 0.35
 
-    email = np.full(len(owner), "email", dtype=object)
+    email = np.full(len(owner), EMAIL, dtype=object)
     steps = [
         {"owner": owner, "offer": offer, "channel": opening, "at": first},
         select({"owner": owner, "offer": offer, "channel": email, "at": follow_up}, wants_follow_up),

@@ -1,5 +1,9 @@
 """The raw tables as the generator writes them: contract columns, keys, and text encoding.
 
+Columns, their types and enum values come from the raw contract (the dbt sources yml, read by
+upshift/contract.py), and so do the named states the generator gives a meaning (a completed
+booking is a hire): a contract that drops one fails at import, naming the value.
+
 Column encodings are chosen by contract column name: `*_at` are epoch seconds,
 `amount`/`mrr` are integer cents, `client_id`/`viewer_id`/`worker_id` are user indexes
 (or ready-made text), `category` is a category index. Everything is turned into
@@ -8,19 +12,18 @@ PostgreSQL COPY text format, where `\\N` is NULL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
 from psycopg import sql
 
+from upshift.contract import RawContract, raw_contract
 from upshift.generator.catalog import CATEGORIES
 from upshift.generator.frames import Frame, frame_length
 from upshift.generator.timing import DAY
 
 NULL = "\\N"
 NULL_TIME = np.iinfo(np.int64).min
-RAW_SCHEMA_SQL = Path(__file__).resolve().parents[1] / "raw_schema.sql"
 
 
 @dataclass(frozen=True)
@@ -48,59 +51,75 @@ class TableSpec:
         return next(column for column in self.columns if column.endswith("_at"))
 
 
+CONTRACT = raw_contract()
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         TableSpec(
             "users",
-            ("user_id", "role", "email", "phone", "country", "created_at"),
+            CONTRACT.table("users").column_names,
             id_prefix="",
             user_columns=(),
             enum_column="role",
-            enum_values=("client", "worker"),
+            enum_values=CONTRACT.accepted_values("users", "role"),
         ),
         TableSpec(
             "bookings",
-            ("booking_id", "client_id", "worker_id", "category", "amount", "currency", "status", "booked_at"),
+            CONTRACT.table("bookings").column_names,
             id_prefix="bkg_",
             user_columns=("client_id", "worker_id"),
             enum_column="status",
-            enum_values=("completed", "cancelled", "pending"),
+            enum_values=CONTRACT.accepted_values("bookings", "status"),
             amount_column="amount",
         ),
-        TableSpec("searches", ("search_id", "client_id", "category", "searched_at"), "srch_", ("client_id",)),
+        TableSpec("searches", CONTRACT.table("searches").column_names, "srch_", ("client_id",)),
         TableSpec(
             "proposals",
-            ("proposal_id", "worker_id", "job_id", "category", "status", "submitted_at"),
+            CONTRACT.table("proposals").column_names,
             id_prefix="prop_",
             user_columns=("worker_id",),
             enum_column="status",
-            enum_values=("won", "lost", "pending"),
+            enum_values=CONTRACT.accepted_values("proposals", "status"),
         ),
-        TableSpec(
-            "profile_views", ("view_id", "worker_id", "viewer_id", "viewed_at"), "view_", ("worker_id", "viewer_id")
-        ),
-        TableSpec(
-            "contacts", ("contact_id", "worker_id", "client_id", "contacted_at"), "cont_", ("worker_id", "client_id")
-        ),
+        TableSpec("profile_views", CONTRACT.table("profile_views").column_names, "view_", ("worker_id", "viewer_id")),
+        TableSpec("contacts", CONTRACT.table("contacts").column_names, "cont_", ("worker_id", "client_id")),
         TableSpec(
             "subscriptions",
-            ("subscription_id", "user_id", "plan_code", "mrr", "is_trial", "started_at", "ended_at"),
+            CONTRACT.table("subscriptions").column_names,
             id_prefix="sub_",
             user_columns=("user_id",),
             amount_column="mrr",
         ),
         TableSpec(
             "offer_exposures",
-            ("exposure_id", "user_id", "offer_code", "channel", "exposed_at"),
+            CONTRACT.table("offer_exposures").column_names,
             id_prefix="expo_",
             user_columns=("user_id",),
             enum_column="channel",
-            enum_values=("in_app", "email", "push", "sms"),
+            enum_values=CONTRACT.accepted_values("offer_exposures", "channel"),
         ),
     )
 }
+# The states the generator writes with a meaning, each checked against the contract.
+COMPLETED = CONTRACT.value("bookings", "status", "completed")
+CANCELLED = CONTRACT.value("bookings", "status", "cancelled")
+PENDING = CONTRACT.value("bookings", "status", "pending")
+WON = CONTRACT.value("proposals", "status", "won")
+LOST = CONTRACT.value("proposals", "status", "lost")
+UNDECIDED = CONTRACT.value("proposals", "status", "pending")
+IN_APP = CONTRACT.value("offer_exposures", "channel", "in_app")
+EMAIL = CONTRACT.value("offer_exposures", "channel", "email")
+PUSH = CONTRACT.value("offer_exposures", "channel", "push")
+SMS = CONTRACT.value("offer_exposures", "channel", "sms")
 EVENT_TABLES = ("bookings", "searches", "proposals", "profile_views", "contacts", "offer_exposures")
+
+
+def raw_tables(contract: RawContract) -> dict[str, TableSpec]:
+    """TABLES with the enum values of another contract (e.g. an edited copy of the sources yml)."""
+    return {
+        name: replace(spec, enum_values=contract.accepted_values(name, spec.enum_column)) if spec.enum_column else spec
+        for name, spec in TABLES.items()
+    }
 
 
 def user_ids(prefix: str, count: int) -> np.ndarray:
@@ -108,9 +127,20 @@ def user_ids(prefix: str, count: int) -> np.ndarray:
     return np.array([f"{prefix}{number:08d}" for number in range(1, count + 1)], dtype=object)
 
 
-def schema_ddl(schema: str) -> sql.Composed:
-    """The raw contract DDL with the schema placeholder bound as an identifier."""
-    return sql.SQL(RAW_SCHEMA_SQL.read_text(encoding="utf-8")).format(schema=sql.Identifier(schema))
+def schema_ddl(schema: str, contract: RawContract = CONTRACT) -> sql.Composed:
+    """The contract's raw tables in `schema`, with the contract's columns and types but no
+    constraint: bad rows (duplicate ids, null keys, unknown enum values, ...) must be able to
+    arrive so that the dbt staging layer can quarantine them with a reason."""
+    statements = [sql.SQL("create schema if not exists {}").format(sql.Identifier(schema))]
+    for table in contract.tables.values():
+        columns = sql.SQL(", ").join(
+            sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.data_type))
+            for column in table.columns.values()
+        )
+        statements.append(
+            sql.SQL("create table if not exists {} ({})").format(sql.Identifier(schema, table.name), columns)
+        )
+    return sql.SQL(";\n").join(statements)
 
 
 _CATEGORY_NAMES = np.array([category.name for category in CATEGORIES], dtype=object)

@@ -14,6 +14,7 @@ from upshift.generator.catalog import CATEGORIES
 from upshift.generator.clients import CATEGORY_MEDIAN, CURRENCY, PRICE_LEVEL, booking_amount_cents
 from upshift.generator.frames import Frame, concat, expand
 from upshift.generator.population import CATEGORY_WEIGHTS, COUNTRY_OFFSET_SECONDS, Population
+from upshift.generator.tables import CANCELLED, COMPLETED, LOST, UNDECIDED, WON
 from upshift.generator.timing import DAY, HOUR, sample_times
 
 PROPOSALS_PER_30_DAYS = 9.0
@@ -47,7 +48,7 @@ def _proposals(rng: np.random.Generator, population: Population, workers: np.nda
     at = sample_times(rng, active_from[owner], window.end, offset[owner], "proposal")
     undecided = rng.random(len(owner)) < np.where(window.end - at < 5 * DAY, 0.7, 0.03)
     won = rng.random(len(owner)) < win_rate[owner]
-    status = np.where(undecided, "pending", np.where(won, "won", "lost"))
+    status = np.where(undecided, UNDECIDED, np.where(won, WON, LOST))
     background = {"owner": owner, "at": at, "status": status}
 
     losing = side.segments["low_win"][workers]
@@ -55,7 +56,7 @@ def _proposals(rng: np.random.Generator, population: Population, workers: np.nda
     owner, rank = expand(counts)
     at = sample_times(rng, window.ago(29), window.ago(1), offset[owner], "proposal")
     wins = np.floor(counts * rng.uniform(0.0, 0.2, len(workers))).astype(np.int64)
-    status = np.where(rank < wins[owner], "won", "lost")
+    status = np.where(rank < wins[owner], WON, LOST)
     streak = {"owner": owner, "at": at, "status": status}
 
     proposals = concat([background, streak])
@@ -171,7 +172,7 @@ def _plateau_bookings(rng: np.random.Generator, population: Population, workers:
     week_of = week[pair_week[pair]]
     lo = window.end - week_of * 7 * DAY
     at = sample_times(rng, lo, lo + 7 * DAY, COUNTRY_OFFSET_SECONDS[country[owner]], "booking")
-    completed = {"owner": owner, "at": at, "amount": amount, "status": np.full(len(owner), "completed")}
+    completed = {"owner": owner, "at": at, "amount": amount, "status": np.full(len(owner), COMPLETED)}
 
     cancelled_pair = np.nonzero(rng.random(len(pair_target)) < 0.15)[0]
     owner = pair_worker[cancelled_pair]
@@ -181,7 +182,7 @@ def _plateau_bookings(rng: np.random.Generator, population: Population, workers:
         "owner": owner,
         "at": at,
         "amount": booking_amount_cents(rng, category[owner], country[owner]),
-        "status": np.full(len(owner), "cancelled"),
+        "status": np.full(len(owner), CANCELLED),
     }
 
     bookings = concat([completed, cancelled])
