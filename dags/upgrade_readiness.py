@@ -103,7 +103,7 @@ from upshift_gates import ReadinessGateOperator
 from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
 
 from upshift.dbt import DBT_PROJECT_DIR, MANIFEST_PATH
-from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV, warehouse_engine
+from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV, target_schema, warehouse_engine
 
 if not MANIFEST_PATH.is_file():
     raise FileNotFoundError(
@@ -134,7 +134,7 @@ def _profile_config() -> ProfileConfig:
     profiles.yml's `spark` output, a local Spark inside the task's dbt process.
     """
     # One build per stage, so dbt's threads are the parallelism (profiles.yml's 4).
-    profile_args = {"schema": os.environ.get("UPSHIFT_PG_SCHEMA") or "analytics", "threads": 4}
+    profile_args = {"schema": target_schema(), "threads": 4}
     if warehouse_engine() == "spark":
         spark_conn_id = os.environ.get("UPSHIFT_SPARK_CONN_ID")
         if spark_conn_id:

@@ -154,7 +154,7 @@ def _spark_rows(session: Any, schema: str, table: str, columns: list[str] | None
 
 
 def _marts(settings: WarehouseSettings) -> str:
-    return f"{settings.schema}_marts"
+    return settings.layer_schema("marts")
 
 
 def test_the_spark_build_and_how_long_it_takes(builds: dict[str, Any]) -> None:

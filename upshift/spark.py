@@ -1,6 +1,6 @@
 """Apache Spark as the engine of the dbt project (UPSHIFT_WAREHOUSE=spark).
 
-The raw data contract on Spark is the same tables as on PostgreSQL (upshift/raw_schema.sql),
+The raw data contract on Spark is the same tables as on PostgreSQL (dbt's sources yml, upshift/contract.py),
 as Parquet tables in a Spark database named like the raw schema. `spark_session()` opens the
 local Spark the dbt profile's `spark` output describes (dbt-spark's session method: the same
 JVM, warehouse directory and Derby metastore under UPSHIFT_HOME), so tables registered here are
@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from upshift.contract import raw_contract
 from upshift.generator.planted import PlantedFixtureError, _read_fixture
-from upshift.generator.tables import RAW_SCHEMA_SQL, TABLES
+from upshift.generator.tables import TABLES
 from upshift.warehouse import check_schema_name
 
 if TYPE_CHECKING:
@@ -35,24 +35,20 @@ PROFILES_YML = Path(__file__).resolve().parent.parent / "dbt_project" / "profile
 # Where PostgreSQL's special timestamps land on Spark, whose timestamps span years 1-9999.
 SPECIAL_TIMESTAMPS = {"infinity": "9999-12-31T23:59:59.999999+00:00", "-infinity": "0001-01-01T00:00:00+00:00"}
 NON_FINITE = {"nan", "infinity", "-infinity", "+infinity", "inf", "-inf"}
-_COLUMN = re.compile(r"^\s+(\w+) ([a-z]+(?:\(\d+, \d+\))?),?$")
 _SPARK_TYPES = {"text": "string", "timestamptz": "timestamp", "boolean": "boolean"}
 
 
 def raw_columns() -> dict[str, list[tuple[str, str]]]:
-    """table -> [(column, Spark type)], from the contract's DDL (upshift/raw_schema.sql)."""
-    tables: dict[str, list[tuple[str, str]]] = {}
-    current: list[tuple[str, str]] | None = None
-    for line in RAW_SCHEMA_SQL.read_text(encoding="utf-8").splitlines():
-        table = re.match(r"create table if not exists \{schema\}\.(\w+) \($", line)
-        if table:
-            current = tables.setdefault(table.group(1), [])
-            continue
-        column = _COLUMN.match(line)
-        if column and current is not None:
-            name, pg_type = column.groups()
-            current.append((name, _SPARK_TYPES.get(pg_type, pg_type.replace("numeric", "decimal").replace(" ", ""))))
-    return tables
+    """table -> [(column, Spark type)], from the raw contract's column types."""
+    return {
+        table.name: [(column.name, _spark_type(column.data_type)) for column in table.columns.values()]
+        for table in raw_contract().tables.values()
+    }
+
+
+def _spark_type(pg_type: str) -> str:
+    """The Spark type of a contract (PostgreSQL) type: text -> string, numeric(p, s) -> decimal(p,s)."""
+    return _SPARK_TYPES.get(pg_type, pg_type.replace("numeric", "decimal").replace(" ", ""))
 
 
 def session_parameters(env: Mapping[str, str] = os.environ) -> dict[str, str]:
