@@ -17,6 +17,7 @@ reported in `SparkLoad.unrepresentable`.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,9 @@ def spark_session(env: Mapping[str, str] = os.environ) -> SparkSession:
     """The local Spark session dbt-spark's session method opens (the same one, if it is open)."""
     from pyspark.sql import SparkSession
 
+    # py4j logs each gateway connection it closes at INFO, some of them from finalizers at
+    # interpreter exit, after logging's streams are gone ("I/O operation on closed file").
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     builder = SparkSession.builder.enableHiveSupport()
     for key, value in session_parameters(env).items():
         builder = builder.config(key, value)
