@@ -231,24 +231,11 @@ def test_activation_marts_match(
     assert on_spark == on_postgres
 
 
-# Unit tests whose given rows are PostgreSQL SQL (timestamptz, generate_series, lateral unnest)
-# or that Spark's analyser rejects (platform_benchmarks groups by an IN-subquery expression):
-# not yet portable, so left out on Spark; every other unit test runs there.
-NOT_YET_ON_SPARK = (
-    "client_signals_fire_exactly_at_their_edges",
-    "worker_signals_fire_exactly_at_their_edges",
-    "platform_comparisons_come_from_the_data",
-    "search_counts_the_first_later_hire_in_its_category",
-    "lift_needs_a_holdout",
-)
-
-
 def test_the_unit_tests_pass_on_spark(builds: dict[str, Any], tmp_path: Path) -> None:
-    excluded = [argument for name in NOT_YET_ON_SPARK for argument in ("--exclude", name)]
-    arguments = ["test", "--select", "resource_type:unit_test", *excluded, *VARS, "--target-path", str(tmp_path)]
+    arguments = ["test", "--select", "resource_type:unit_test", *VARS, "--target-path", str(tmp_path)]
 
     results = run_dbt(arguments, builds["settings"])
 
     unit_tests = [result for result in results if str(result.node.resource_type) == "unit_test"]
-    assert len(unit_tests) >= 13
+    assert len(unit_tests) >= 18
     assert {str(result.status) for result in unit_tests} == {"pass"}

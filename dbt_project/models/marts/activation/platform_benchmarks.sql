@@ -127,17 +127,30 @@ client_speed as (
 
 ),
 
-worker_reach as (
+workers as (
 
     select
-        plans.current_plan_code in (select boost_plans.plan_code from boost_plans) as is_promoted,
-        sum(workers.view_spike_view_count) as profile_views,
-        sum(workers.view_spike_contact_count) as contacts,
-        count(*) as workers
+        workers.view_spike_view_count,
+        workers.view_spike_contact_count,
+        -- plan_code is unique in plan_catalog: one row per worker
+        boost_plans.plan_code is not null as is_promoted
     from {{ ref('int_workers_signals_evaluated') }} as workers
     inner join plans
         on workers.worker_id = plans.user_id
-    group by plans.current_plan_code in (select boost_plans.plan_code from boost_plans)
+    left join boost_plans
+        on plans.current_plan_code = boost_plans.plan_code
+
+),
+
+worker_reach as (
+
+    select
+        is_promoted,
+        sum(view_spike_view_count) as profile_views,
+        sum(view_spike_contact_count) as contacts,
+        count(*) as workers
+    from workers
+    group by is_promoted
 
 ),
 
