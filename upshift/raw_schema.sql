@@ -3,6 +3,9 @@
 -- Columns are typed as the contract says, but nothing is constrained: bad rows
 -- (duplicate ids, null keys, unknown enum values, ...) must be able to arrive so
 -- that the dbt staging layer can quarantine them with a reason.
+-- Event tables are indexed on their event timestamp: a daily run reads only the
+-- last few days of them (dbt's validation batch, the raw gate's window), which a
+-- warehouse serves from an index or a date partition, not a scan of all history.
 create schema if not exists {schema};
 
 create table if not exists {schema}.users (
@@ -72,3 +75,10 @@ create table if not exists {schema}.offer_exposures (
     channel text,
     exposed_at timestamptz
 );
+
+create index if not exists bookings_booked_at_idx on {schema}.bookings (booked_at);
+create index if not exists searches_searched_at_idx on {schema}.searches (searched_at);
+create index if not exists proposals_submitted_at_idx on {schema}.proposals (submitted_at);
+create index if not exists profile_views_viewed_at_idx on {schema}.profile_views (viewed_at);
+create index if not exists contacts_contacted_at_idx on {schema}.contacts (contacted_at);
+create index if not exists offer_exposures_exposed_at_idx on {schema}.offer_exposures (exposed_at);
