@@ -123,3 +123,32 @@ select id from repeated_from_earlier
     {%- endset -%}
     {{ return(filtered) }}
 {%- endmacro %}
+
+{#- First instant (YYYY-MM-DD, midnight UTC) an incremental run of `relation` rebuilds:
+    the validation batch's first day, or, when `relation` holds nothing at or after the
+    day before it (the last run was a backfill of an earlier date), the day of its
+    newest `timestamp_column`, so moving forward again rebuilds the days in between.
+    Read once at compile time, so a pre-hook and the model's SQL agree on it. -#}
+{% macro incremental_rebuild_start_date(relation, timestamp_column) -%}
+    {%- set start = validation_batch_start_date() -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return(start) }}
+    {%- endif -%}
+    {%- set newest -%}
+        select cast(timezone('UTC', max({{ timestamp_column }})) as date) from {{ relation }}
+    {%- endset -%}
+    {%- set newest_date = run_query(newest).columns[0].values()[0] -%}
+    {%- if newest_date is not none and newest_date.isoformat() < start -%}
+        {{ return(newest_date.isoformat()) }}
+    {%- endif -%}
+    {{ return(start) }}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental model rebuilt from incremental_rebuild_start_date on:
+    deletes its rows from that day on (nothing on a full build). -#}
+{% macro delete_from_rebuild_start(timestamp_column) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where {{ timestamp_column }} >= cast('{{ incremental_rebuild_start_date(this, timestamp_column) }} 00:00:00+00' as timestamp with time zone)
+    {%- endif -%}
+{%- endmacro %}
