@@ -93,10 +93,10 @@ checked as (
     from deduplicated
     left join valid_users as client
         on deduplicated.client_id = client.user_id
-        and client.role = 'client'
+            and client.role = 'client'
     left join valid_users as worker
         on deduplicated.worker_id = worker.user_id
-        and worker.role = 'worker'
+            and worker.role = 'worker'
 
 ),
 

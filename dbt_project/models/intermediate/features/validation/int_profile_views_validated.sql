@@ -89,7 +89,7 @@ checked as (
     from deduplicated
     left join valid_users as worker
         on deduplicated.worker_id = worker.user_id
-        and worker.role = 'worker'
+            and worker.role = 'worker'
     left join valid_users as viewer
         on deduplicated.viewer_id = viewer.user_id
 

@@ -88,7 +88,7 @@ checked as (
     from deduplicated
     left join valid_users as worker
         on deduplicated.worker_id = worker.user_id
-        and worker.role = 'worker'
+            and worker.role = 'worker'
 
 ),
 

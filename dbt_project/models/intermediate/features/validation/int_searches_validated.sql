@@ -86,7 +86,7 @@ checked as (
     from deduplicated
     left join valid_users as client
         on deduplicated.client_id = client.user_id
-        and client.role = 'client'
+            and client.role = 'client'
 
 ),
 
