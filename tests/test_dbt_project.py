@@ -320,6 +320,7 @@ def test_the_tier_clock_carries_over_between_dates(pg_conn: psycopg.Connection, 
         ("Ready", AS_OF, 2),
     ]
 
+
 VALIDATED_EVENTS = [
     "int_bookings_validated",
     "int_searches_validated",
@@ -356,7 +357,6 @@ def test_incremental_validation_gives_the_tables_a_full_refresh_gives(
     run_dbt(["run", "--select", *VALIDATED_EVENTS, "--full-refresh", *_vars(as_of)], built)
 
     assert {table: _checksum(pg_conn, intermediate, table) for table in VALIDATED_EVENTS} == incremental
-
 
 
 def test_an_as_of_date_that_is_not_a_date_fails_with_a_clear_message(
