@@ -318,6 +318,44 @@ def test_the_tier_clock_carries_over_between_dates(pg_conn: psycopg.Connection, 
     ]
 
 
+VALIDATED_EVENTS = [
+    "int_bookings_validated",
+    "int_searches_validated",
+    "int_proposals_validated",
+    "int_profile_views_validated",
+    "int_contacts_validated",
+    "int_offer_exposures_validated",
+]
+
+
+def test_a_copy_of_an_id_an_earlier_run_kept_is_still_a_duplicate(
+    built: WarehouseSettings, pg_conn: psycopg.Connection
+) -> None:
+    """Run after the backfill, as of AS_OF + 1: the first planted_b_dup copy (3 days before
+    AS_OF) is outside that run's validation batch, the second one (1 day before) inside it."""
+    rows = pg_conn.execute(
+        sql.SQL("select quarantine_reason from {} where booking_id = 'planted_b_dup' order by booked_at").format(
+            sql.Identifier(f"{built.schema}_intermediate", "int_bookings_validated")
+        )
+    ).fetchall()
+
+    assert rows == [(None,), ("duplicate_id",)]
+
+
+def test_incremental_validation_gives_the_tables_a_full_refresh_gives(
+    built: WarehouseSettings, pg_conn: psycopg.Connection
+) -> None:
+    """Run after the backfill: the validated tables built day by day equal a rebuild from all
+    of history as of the same date."""
+    as_of = AS_OF + dt.timedelta(days=1)
+    intermediate = f"{built.schema}_intermediate"
+    incremental = {table: _checksum(pg_conn, intermediate, table) for table in VALIDATED_EVENTS}
+
+    run_dbt(["run", "--select", *VALIDATED_EVENTS, "--full-refresh", *_vars(as_of)], built)
+
+    assert {table: _checksum(pg_conn, intermediate, table) for table in VALIDATED_EVENTS} == incremental
+
+
 def test_an_as_of_date_that_is_not_a_date_fails_with_a_clear_message(
     built: WarehouseSettings, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -313,15 +313,35 @@ def test_a_failure_says_how_many_rows_and_shows_some(clean: WarehouseSettings, p
     with planted(pg_conn, clean, "raw_null_keys.sql", ["raw.bookings"]):
         result = run_gate("raw", clean, AS_OF)
 
+        window = load_stage_plan("raw", clean, AS_OF).assets["bookings"].where
+        bookings, without_client = pg_conn.execute(
+            sql.SQL("select count(*), count(*) - count(client_id) from {} where {}").format(
+                sql.Identifier(clean.raw_schema, "bookings"), sql.SQL(window)
+            )
+        ).fetchone()
+
     failure = next(item for item in result.blocking_failures if item.name == "keys_mostly_present[bookings.client_id]")
-    bookings = pg_conn.execute(
-        sql.SQL("select count(*) from {}").format(sql.Identifier(clean.raw_schema, "bookings"))
-    ).fetchone()[0]
-    assert failure.unexpected_count == bookings // 20
+    assert without_client > 0
+    assert failure.unexpected_count == without_client
     assert failure.element_count == bookings
     assert failure.sample_rows
     assert all(row["client_id"] is None and row["booking_id"] for row in failure.sample_rows)
-    assert f"{bookings // 20:,} unexpected of {bookings:,}" in result.summary()
+    assert f"{without_client:,} unexpected of {bookings:,}" in result.summary()
+
+
+def test_the_raw_gate_reads_only_its_window_of_the_event_tables(
+    clean: WarehouseSettings, pg_conn: psycopg.Connection
+) -> None:
+    with planted(pg_conn, clean, "raw_old_null_keys.sql", ["raw.bookings"]):
+        result = run_gate("raw", clean, AS_OF)
+        broken_long_ago = pg_conn.execute(
+            sql.SQL("select count(*) from {} where client_id is null").format(
+                sql.Identifier(clean.raw_schema, "bookings")
+            )
+        ).fetchone()[0]
+
+    assert broken_long_ago > 0
+    assert "keys_mostly_present[bookings.client_id]" not in {item.name for item in result.blocking_failures}
 
 
 def test_reports_and_logs_carry_no_email_or_password(

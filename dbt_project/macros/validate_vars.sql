@@ -15,7 +15,7 @@
         'touchpoint_cap_per_user', 'touchpoint_cap_window_days',
         'metrics_conversion_window_days', 'metrics_time_to_upgrade_target_days',
         'metrics_ready_without_conversion_days', 'metrics_retention_days',
-        'benchmark_window_days', 'benchmark_search_to_hire_max_days',
+        'benchmark_window_days', 'benchmark_search_to_hire_max_days', 'validation_lookback_days',
     ] -%}
     {%- for name in positive_whole -%}
         {%- do check_var_number(name, minimum=1, whole=true) -%}

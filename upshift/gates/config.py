@@ -31,6 +31,8 @@ GX_SEVERITY = {"blocking": "critical", "warning": "warning"}
 # fails the gate.
 FUTURE_GRACE_VAR = "quarantine_future_grace_days"
 EARLIEST_EVENT_VAR = "quarantine_earliest_event_date"
+# dbt's validation batch: the raw gate's window covers at least those days.
+LOOKBACK_VAR = "validation_lookback_days"
 _PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SCHEMA_LAYERS = ("raw", "staging", "intermediate", "marts")
@@ -57,13 +59,22 @@ class Asset:
     key: str
     table: str | None = None
     query: str | None = None
+    # A table asset's rows the gate validates, as an SQL condition (None: every row).
+    where: str | None = None
 
     @property
     def relation(self) -> str:
-        """The asset as SQL, for re-running an unexpected-rows query to fetch sample rows."""
+        """The asset's table as SQL, for re-running an unexpected-rows query to fetch sample rows."""
         if self.table is None:
             raise GateConfigError(f"asset {self.name} is a query; only table assets have a relation")
         return f"{quote_identifier(self.schema)}.{quote_identifier(self.table)}"
+
+    @property
+    def rows_query(self) -> str | None:
+        """The rows of a windowed table asset as a query (None: the whole table)."""
+        if self.where is None:
+            return None
+        return f"select * from {self.relation} where {self.where}"
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,24 @@ def earliest_event_date() -> dt.date:
         ) from None
 
 
+def _window_days(config: dict[str, Any], checks: Mapping[str, Any]) -> int:
+    """gates.yml's `window_days`: how many days before as-of a windowed asset's rows are
+    validated. It must cover dbt's validation batch (validation_lookback_days) and every
+    check's own look-back (`trailing_days` + the last day), or a check would see a cut window."""
+    value = config.get("window_days")
+    where = f"{CONFIG_FILE}: window_days"
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise GateConfigError(f"{where} must be a whole number of days of at least 1, got {value!r}")
+    needed = {LOOKBACK_VAR: _dbt_var(LOOKBACK_VAR)}
+    for check_name, check in checks.items():
+        if isinstance(check, dict) and isinstance(check.get("trailing_days"), int):
+            needed[f"{check_name}.trailing_days + 1"] = check["trailing_days"] + 1
+    short = {name: days for name, days in needed.items() if isinstance(days, int) and days > value}
+    if short:
+        raise GateConfigError(f"{where} = {value} is shorter than {', '.join(f'{n} ({d})' for n, d in short.items())}")
+    return value
+
+
 def stage_names(expectations_dir: Path = EXPECTATIONS_DIR) -> list[str]:
     """Every stage gates.yml lists, including those whose gate is not defined yet."""
     return list(_gates_config(expectations_dir)["stages"])
@@ -151,7 +180,9 @@ def _timestamp_literal(day: dt.date) -> Sql:
     return Sql(f"cast('{day.isoformat()} 00:00:00+00' as timestamp with time zone)")
 
 
-def _run_variables(settings: WarehouseSettings, as_of: dt.date, grace_days: int) -> dict[str, Any]:
+def _run_variables(
+    settings: WarehouseSettings, as_of: dt.date, grace_days: int, window_days: int
+) -> tuple[dict[str, Any], dict[str, str]]:
     schemas = {
         "raw": settings.raw_schema,
         **{layer: settings.layer_schema(layer) for layer in ("staging", "intermediate", "marts")},
@@ -161,6 +192,7 @@ def _run_variables(settings: WarehouseSettings, as_of: dt.date, grace_days: int)
         "as_of_at": _timestamp_literal(as_of),
         "future_cutoff_at": _timestamp_literal(as_of + dt.timedelta(days=grace_days)),
         "future_grace_days": grace_days,
+        "window_start_at": _timestamp_literal(as_of - dt.timedelta(days=window_days)),
         "earliest_event_at": _timestamp_literal(earliest_event_date()),
         **{layer: Sql(quote_identifier(name)) for layer, name in schemas.items()},
     }, schemas
@@ -208,6 +240,17 @@ def _merge(where: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _window_condition(column: str, variables: Mapping[str, Any]) -> str:
+    """The run's window of an event table: the last `window_days` days before as-of and
+    anything later, plus the rows no window places (no timestamp, or an implausible one),
+    which dbt's validation batch re-reads every run too."""
+    column_sql = quote_identifier(column)
+    return (
+        f"({column_sql} >= {variables['window_start_at']} or {column_sql} is null "
+        f"or {column_sql} < {variables['earliest_event_at']})"
+    )
+
+
 def _assets(suite: dict[str, Any], schemas: dict[str, str], variables: dict[str, Any], path: Path) -> dict[str, Asset]:
     assets = {}
     for name, spec in (suite.get("assets") or {}).items():
@@ -216,12 +259,15 @@ def _assets(suite: dict[str, Any], schemas: dict[str, str], variables: dict[str,
             raise GateConfigError(f"{where}: needs `schema` (one of {', '.join(_SCHEMA_LAYERS)}) and `key`")
         if ("table" in spec) == ("query" in spec):
             raise GateConfigError(f"{where}: needs exactly one of `table` and `query`")
+        if "window" in spec and ("table" not in spec or not _IDENTIFIER.match(str(spec["window"]))):
+            raise GateConfigError(f"{where}: `window` names the event timestamp column of a table asset")
         assets[name] = Asset(
             name=name,
             schema=schemas[spec["schema"]],
             key=spec["key"],
             table=spec.get("table"),
             query=render(spec["query"], variables, where) if "query" in spec else None,
+            where=_window_condition(spec["window"], variables) if "window" in spec else None,
         )
     if not assets:
         raise GateConfigError(f"{path}: defines no assets")
@@ -330,7 +376,7 @@ def load_stage_plan(
             f"named twice in the suite: {duplicated or 'none'}"
         )
 
-    run_variables, schemas = _run_variables(settings, as_of, future_grace_days())
+    run_variables, schemas = _run_variables(settings, as_of, future_grace_days(), _window_days(config, checks))
     pii_columns = frozenset(config.get("pii_columns") or ())
     assets = _assets(suite, schemas, run_variables, suite_path)
     expectations = [

@@ -59,10 +59,10 @@ def _validate(plan: StagePlan, settings: WarehouseSettings) -> list[tuple[Asset,
         planned = [expectation for expectation in plan.expectations if expectation.asset == asset.name]
         if not planned:
             continue
-        if asset.table is not None:
+        if asset.table is not None and asset.rows_query is None:
             data_asset = datasource.add_table_asset(name=asset.name, table_name=asset.table, schema_name=asset.schema)
         else:
-            data_asset = datasource.add_query_asset(name=asset.name, query=asset.query)
+            data_asset = datasource.add_query_asset(name=asset.name, query=asset.rows_query or asset.query)
         suite = context.suites.add(gx.ExpectationSuite(name=f"{plan.stage}.{asset.name}"))
         for expectation in planned:
             suite.add_expectation(_expectation(expectation))
@@ -126,10 +126,15 @@ def _unexpected_rows_sample(
     conn: psycopg.Connection, planned: PlannedExpectation, asset: Asset, limit: int
 ) -> list[dict[str, Any]]:
     """Re-run a failed SQL expectation's query with a limit: GX's SUMMARY format keeps only the count."""
-    query = planned.kwargs["unexpected_rows_query"].format(batch=asset.relation)
-    cursor = conn.execute(
-        sql.SQL("select * from ({}) as unexpected limit {}").format(sql.SQL(query), sql.Literal(limit))
-    )
+    if asset.rows_query is None:
+        query = planned.kwargs["unexpected_rows_query"].format(batch=asset.relation)
+        statement = sql.SQL("select * from ({}) as unexpected limit {}").format(sql.SQL(query), sql.Literal(limit))
+    else:
+        query = planned.kwargs["unexpected_rows_query"].format(batch="gate_batch")
+        statement = sql.SQL("with gate_batch as ({}) select * from ({}) as unexpected limit {}").format(
+            sql.SQL(asset.rows_query), sql.SQL(query), sql.Literal(limit)
+        )
+    cursor = conn.execute(statement)
     columns = [column.name for column in cursor.description or ()]
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 

@@ -205,6 +205,8 @@ def generate_marketplace(
                 for table in TABLES:
                     loader.load(table, frames.get(table, {}), chunk, dirty_rng)
                 chunk += 1
+        # Fresh statistics, so the first dbt run plans its batch reads with real row counts.
+        cursor.execute(sql.SQL("analyze {}").format(tables))
 
     report.dirty = {table: dict(kinds) for table, kinds in corrupter.counts.items()}
     report.seconds = time.perf_counter() - started

@@ -140,6 +140,17 @@ def schema_ddl(schema: str, contract: RawContract = CONTRACT) -> sql.Composed:
         statements.append(
             sql.SQL("create table if not exists {} ({})").format(sql.Identifier(schema, table.name), columns)
         )
+    # Event tables are indexed on their event timestamp: a daily run reads only their last few
+    # days (dbt's validation batch, the raw gate's window), which a warehouse serves from an
+    # index or a date partition, not a scan of all history.
+    for name in EVENT_TABLES:
+        if name in contract.tables:
+            column = TABLES[name].timestamp_column
+            statements.append(
+                sql.SQL("create index if not exists {} on {} ({})").format(
+                    sql.Identifier(f"{name}_{column}_idx"), sql.Identifier(schema, name), sql.Identifier(column)
+                )
+            )
     return sql.SQL(";\n").join(statements)
 
 

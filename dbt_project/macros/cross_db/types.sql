@@ -57,19 +57,43 @@
 {% macro spark__analyze_relation(relation) -%}
 {%- endmacro %}
 
-{#- The config of a model rebuilt per as-of date (reruns replace the date):
-    delete+insert by as_of_date on PostgreSQL; on Spark without Delta, an
-    insert_overwrite of the date's partition. -#}
+{#- The config of a model kept one partition per value of `column` (reruns replace
+    the partitions they rebuild): delete+insert by that column on PostgreSQL; on
+    Spark without Delta, an insert_overwrite of the column's partitions. The one
+    place the per-engine incremental strategy is chosen. -#}
+{% macro partition_incremental_config(column) -%}
+    {{ return(adapter.dispatch('partition_incremental_config', 'upshift')(column)) }}
+{%- endmacro %}
+
+{% macro postgres__partition_incremental_config(column) -%}
+    {{ return({'incremental_strategy': 'delete+insert', 'unique_key': [column]}) }}
+{%- endmacro %}
+
+{% macro spark__partition_incremental_config(column) -%}
+    {{ return({'incremental_strategy': 'insert_overwrite', 'partition_by': [column], 'file_format': 'parquet'}) }}
+{%- endmacro %}
+
+{#- A model rebuilt per as-of date (the readiness histories, growth_headlines). -#}
 {% macro as_of_incremental_config() -%}
-    {{ return(adapter.dispatch('as_of_incremental_config', 'upshift')()) }}
+    {{ return(partition_incremental_config('as_of_date')) }}
 {%- endmacro %}
 
-{% macro postgres__as_of_incremental_config() -%}
-    {{ return({'incremental_strategy': 'delete+insert', 'unique_key': ['as_of_date']}) }}
+{#- A model that appends and, before each run, deletes its rows from the rebuild
+    start on (readiness_triggers, macros/validation_batch.sql). Spark tables without
+    Delta cannot delete rows, so there the model is rebuilt whole each run. -#}
+{% macro rebuild_from_incremental_config(timestamp_column) -%}
+    {{ return(adapter.dispatch('rebuild_from_incremental_config', 'upshift')(timestamp_column)) }}
 {%- endmacro %}
 
-{% macro spark__as_of_incremental_config() -%}
-    {{ return({'incremental_strategy': 'insert_overwrite', 'partition_by': ['as_of_date'], 'file_format': 'parquet'}) }}
+{% macro postgres__rebuild_from_incremental_config(timestamp_column) -%}
+    {{ return({
+        'materialized': 'incremental',
+        'pre_hook': "{{ delete_from_rebuild_start('" ~ timestamp_column ~ "') }}",
+    }) }}
+{%- endmacro %}
+
+{% macro spark__rebuild_from_incremental_config(timestamp_column) -%}
+    {{ return({'materialized': 'table', 'file_format': 'parquet'}) }}
 {%- endmacro %}
 
 {#- The holdout bucket: the first 32 bits of md5(salt|id), masked to 31 bits,

@@ -6,9 +6,15 @@
       the second booking, not again while the bookings keep coming that close.
     - entered_ready / entered_overdue: a user's tier in readiness_history becomes
       Ready (from Cold or Warming) or Overdue (from any other tier).
-    Rebuilt each run from the full history before the as-of date, so rerunning a
-    date reproduces it exactly. -#}
+    Incremental by as-of date: a run deletes the triggers from its rebuild start
+    (the validation batch's first day, macros/validation_batch.sql) on and writes
+    them again from the bookings and history it needs (a repeat booking looks back
+    two bookings of the pair, at most 2 x within_days), so rerunning a date
+    reproduces it exactly and a day's run reads days, not all history. -#}
 {%- set within_days = var('trigger_repeat_booking_within_days') -%}
+{%- set rebuild_start = incremental_rebuild_start_date(this, 'triggered_at') -%}
+{%- set rebuild_start_at = "cast('" ~ rebuild_start ~ " 00:00:00+00' as " ~ type_timestamptz() ~ ")" -%}
+{{ config(**rebuild_from_incremental_config('triggered_at')) }}
 
 with
 
@@ -26,6 +32,9 @@ completed_bookings as (
         is_valid
         and booking_status = 'completed'
         and booked_at < {{ as_of_timestamp() }}
+        {%- if is_incremental() %}
+        and booked_at >= {{ dbt.dateadd('day', -2 * within_days, rebuild_start_at) }}
+        {%- endif %}
 
 ),
 
@@ -59,6 +68,9 @@ repeat_bookings as (
         }) }} as context
     from pair_sequences
     where
+        {%- if is_incremental() %}
+        booked_at >= {{ rebuild_start_at }} and
+        {%- endif %}
         previous_booked_at >= {{ dbt.dateadd('day', -1 * within_days, 'booked_at') }}
         and (
             second_previous_booked_at is null
@@ -87,6 +99,9 @@ tier_changes as (
     from {{ ref('readiness_history') }}
     where
         as_of_date <= {{ as_of_date_literal() }}
+        {%- if is_incremental() %}
+        and as_of_date >= cast('{{ rebuild_start }}' as date)
+        {%- endif %}
         and (
             (readiness_tier = 'Ready' and coalesce(previous_readiness_tier, 'Cold') in ('Cold', 'Warming'))
             or (readiness_tier = 'Overdue' and coalesce(previous_readiness_tier, 'Cold') != 'Overdue')

@@ -20,7 +20,6 @@ renamed as (
         {{ quarantine_columns([
             check_null_key(['booking_id', 'client_id', 'worker_id']),
             check_blank_key(['booking_id', 'client_id', 'worker_id']),
-            check_duplicate_id('booking_id', 'booked_at', ['booking_id', 'client_id', 'worker_id', 'category', 'amount', 'currency', 'status', 'booked_at']),
             check_enum('status', source_accepted_values('bookings', 'status')),
             check_non_finite('amount'),
             check_negative('amount'),

@@ -16,7 +16,6 @@ renamed as (
         {{ quarantine_columns([
             check_null_key(['contact_id', 'worker_id', 'client_id']),
             check_blank_key(['contact_id', 'worker_id', 'client_id']),
-            check_duplicate_id('contact_id', 'contacted_at', ['contact_id', 'worker_id', 'client_id', 'contacted_at']),
             check_missing_timestamp('contacted_at'),
             check_implausible_timestamp('contacted_at'),
             check_future_timestamp('contacted_at'),

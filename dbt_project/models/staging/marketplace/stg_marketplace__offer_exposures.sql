@@ -17,7 +17,6 @@ renamed as (
         {{ quarantine_columns([
             check_null_key(['exposure_id', 'user_id']),
             check_blank_key(['exposure_id', 'user_id']),
-            check_duplicate_id('exposure_id', 'exposed_at', ['exposure_id', 'user_id', 'offer_code', 'channel', 'exposed_at']),
             check_enum('channel', source_accepted_values('offer_exposures', 'channel')),
             check_missing_timestamp('exposed_at'),
             check_implausible_timestamp('exposed_at'),

@@ -16,7 +16,6 @@ renamed as (
         {{ quarantine_columns([
             check_null_key(['view_id', 'worker_id']),
             check_blank_key(['view_id', 'worker_id']),
-            check_duplicate_id('view_id', 'viewed_at', ['view_id', 'worker_id', 'viewer_id', 'viewed_at']),
             check_missing_timestamp('viewed_at'),
             check_implausible_timestamp('viewed_at'),
             check_future_timestamp('viewed_at'),

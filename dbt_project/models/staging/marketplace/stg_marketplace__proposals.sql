@@ -18,7 +18,6 @@ renamed as (
         {{ quarantine_columns([
             check_null_key(['proposal_id', 'worker_id']),
             check_blank_key(['proposal_id', 'worker_id']),
-            check_duplicate_id('proposal_id', 'submitted_at', ['proposal_id', 'worker_id', 'job_id', 'category', 'status', 'submitted_at']),
             check_enum('status', source_accepted_values('proposals', 'status')),
             check_missing_timestamp('submitted_at'),
             check_implausible_timestamp('submitted_at'),

@@ -16,7 +16,6 @@ renamed as (
         {{ quarantine_columns([
             check_null_key(['search_id', 'client_id']),
             check_blank_key(['search_id', 'client_id']),
-            check_duplicate_id('search_id', 'searched_at', ['search_id', 'client_id', 'category', 'searched_at']),
             check_missing_timestamp('searched_at'),
             check_implausible_timestamp('searched_at'),
             check_future_timestamp('searched_at'),

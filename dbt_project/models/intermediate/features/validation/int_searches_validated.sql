@@ -1,5 +1,102 @@
-{{ validate_references(
-    'stg_marketplace__searches',
-    columns=['search_id', 'client_id', 'category', 'searched_at'],
-    references=[{'column': 'client_id', 'role': 'client'}],
+{{ config(
+    materialized='incremental',
+    indexes=[{'columns': ['search_id']}, {'columns': ['partition_date']}],
+    **partition_incremental_config('partition_date'),
 ) }}
+
+{#- Searches after the contract checks; client_id must be a valid client. Grain: one raw row. Incremental by
+    event date (macros/validation_batch.sql): a run re-validates the batch's raw rows
+    and replaces their partitions. A later copy of an id is a duplicate_id, whether
+    the earlier copy is in the batch or in a partition an earlier run kept. -#}
+
+with
+
+staged as (
+
+    select * from {{ ref('stg_marketplace__searches') }}
+    {%- if is_incremental() %}
+    where {{ in_validation_batch('searched_at') }}
+    {%- endif %}
+
+),
+
+valid_users as (
+
+    select
+        user_id,
+        role
+    from {{ ref('int_users_validated') }}
+    where is_valid
+
+),
+
+ranked as (
+
+    select
+        staged.*,
+        row_number() over (
+            partition by staged.search_id
+            order by staged.searched_at nulls last, {{ dbt.hash(row_text(['staged.search_id', 'staged.client_id', 'staged.category', 'staged.searched_at'])) }}
+        ) as copy_number
+    from staged
+
+),
+
+deduplicated as (
+
+    select
+        ranked.*,
+        ranked.search_id is not null and (
+            ranked.copy_number > 1
+            {%- if is_incremental() %}
+            or exists (
+                select 1
+                from {{ this }} as kept
+                where kept.search_id = ranked.search_id
+                    and {{ before_validation_batch('kept.partition_date') }}
+            )
+            {%- endif %}
+        ) as is_duplicate
+    from ranked
+
+),
+
+checked as (
+
+    select
+        deduplicated.search_id,
+        deduplicated.client_id,
+        deduplicated.category,
+        deduplicated.searched_at,
+        {{ validation_partition_date('deduplicated.searched_at') }} as partition_date,
+        -- Staging's order of checks: a missing or blank key first, then the duplicate
+        -- check, then the rest of staging's checks, then the references.
+        case
+            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_reason
+            when deduplicated.is_duplicate then 'duplicate_id'
+            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_reason
+            when client.user_id is null then 'unknown_user'
+        end as quarantine_reason,
+        case
+            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_detail
+            when deduplicated.is_duplicate then 'search_id seen more than once'
+            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_detail
+            when client.user_id is null then 'client_id is not a known client'
+        end as quarantine_detail
+    from deduplicated
+    left join valid_users as client
+        on deduplicated.client_id = client.user_id
+            and client.role = 'client'
+
+),
+
+final as (
+
+    select
+        *,
+        quarantine_reason is null as is_valid
+    from checked
+
+)
+
+select * from final

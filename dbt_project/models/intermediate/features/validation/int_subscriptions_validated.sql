@@ -1,14 +1,12 @@
-{#- Subscriptions add a plan check to the user reference check: the plan must be
-    in the plan catalog and belong to the subscriber's side of the marketplace. -#}
+{#- Subscriptions after the contract checks (staging), the user reference check (the
+    subscriber must be a valid user) and the plan check: the plan must be in the plan
+    catalog and belong to the subscriber's side of the marketplace. A small table of
+    plan periods whose rows change (ended_at), so it is rebuilt whole every run. -#}
 with
 
-referenced as (
+staged as (
 
-    {{ validate_references(
-        'stg_marketplace__subscriptions',
-        columns=['subscription_id', 'user_id', 'plan_code', 'mrr', 'is_trial', 'started_at', 'ended_at'],
-        references=[{'column': 'user_id', 'role': none}],
-    ) | indent(4) }}
+    select * from {{ ref('stg_marketplace__subscriptions') }}
 
 ),
 
@@ -31,28 +29,30 @@ users as (
 checked as (
 
     select
-        referenced.subscription_id,
-        referenced.user_id,
-        referenced.plan_code,
+        staged.subscription_id,
+        staged.user_id,
+        staged.plan_code,
         plans.plan_rank,
-        referenced.mrr,
-        referenced.is_trial,
-        referenced.started_at,
-        referenced.ended_at,
+        staged.mrr,
+        staged.is_trial,
+        staged.started_at,
+        staged.ended_at,
         case
-            when referenced.quarantine_reason is not null then referenced.quarantine_reason
+            when staged.quarantine_reason is not null then staged.quarantine_reason
+            when users.user_id is null then 'unknown_user'
             when plans.plan_code is null or plans.role != users.role then 'unknown_plan'
         end as quarantine_reason,
         case
-            when referenced.quarantine_reason is not null then referenced.quarantine_detail
-            when plans.plan_code is null then concat('plan_code=', referenced.plan_code, ' not in plan_catalog')
-            when plans.role != users.role then concat('plan_code=', referenced.plan_code, ' is a ', plans.role, ' plan')
+            when staged.quarantine_reason is not null then staged.quarantine_detail
+            when users.user_id is null then 'user_id is not a known user'
+            when plans.plan_code is null then concat('plan_code=', staged.plan_code, ' not in plan_catalog')
+            when plans.role != users.role then concat('plan_code=', staged.plan_code, ' is a ', plans.role, ' plan')
         end as quarantine_detail
-    from referenced
+    from staged
     left join plans
-        on referenced.plan_code = plans.plan_code
+        on staged.plan_code = plans.plan_code
     left join users
-        on referenced.user_id = users.user_id
+        on staged.user_id = users.user_id
 
 ),
 

@@ -1,0 +1,159 @@
+{#- The validation batch: the raw event rows one incremental run re-validates.
+
+    The event tables' validation models (int_<table>s_validated) are incremental by
+    the event's UTC date, `partition_date`. A run as of D re-reads the raw rows of
+    the last var('validation_lookback_days') days before D and everything later
+    (rows past D are future_timestamp until D catches up with them), plus the rows
+    no date window can place: a missing or implausible timestamp. It replaces
+    exactly those partitions (the incremental strategy is set once, in
+    dbt_project.yml) and leaves older ones as they were, so a rerun of D gives the
+    same tables and a day's run reads a few days, not all of history.
+
+    A raw row arriving more than the lookback late is not picked up by daily runs;
+    `dbt build --full-refresh` re-validates all of history. -#}
+
+{#- First day of the batch (YYYY-MM-DD): lookback days before the as-of date. Worked
+    out here, not in SQL, so no session time zone can move it. -#}
+{% macro validation_batch_start_date() -%}
+    {%- set as_of = modules.datetime.date.fromisoformat(as_of_date()) -%}
+    {{- return((as_of - modules.datetime.timedelta(days=var('validation_lookback_days'))).isoformat()) -}}
+{%- endmacro %}
+
+{#- First instant of the batch: midnight UTC of its first day. -#}
+{% macro validation_batch_start() -%}
+    cast('{{ validation_batch_start_date() }} 00:00:00+00' as {{ type_timestamptz() }})
+{%- endmacro %}
+
+{% macro earliest_event_timestamp() -%}
+    cast('{{ var("quarantine_earliest_event_date") }} 00:00:00+00' as {{ type_timestamptz() }})
+{%- endmacro %}
+
+{#- True for a raw row of the batch, by its event timestamp (index-friendly: three
+    ranges of the raw column). -#}
+{% macro in_validation_batch(timestamp_column) -%}
+    ({{ timestamp_column }} >= {{ validation_batch_start() }}
+    or {{ timestamp_column }} is null
+    or {{ timestamp_column }} < {{ earliest_event_timestamp() }})
+{%- endmacro %}
+
+{#- The partition a row is filed under: the UTC date of its event timestamp, or
+    0001-01-01 when the timestamp is missing (a partition, so reruns replace it). -#}
+{% macro validation_partition_date(timestamp_column) -%}
+    {{ return(adapter.dispatch('validation_partition_date', 'upshift')(timestamp_column)) }}
+{%- endmacro %}
+
+{% macro default__validation_partition_date(timestamp_column) -%}
+    coalesce(cast(timezone('UTC', {{ timestamp_column }}) as date), cast('0001-01-01' as date))
+{%- endmacro %}
+
+{#- Spark's session time zone is UTC (profiles.yml), so a plain cast is the UTC date. -#}
+{% macro spark__validation_partition_date(timestamp_column) -%}
+    coalesce(cast({{ timestamp_column }} as date), cast('0001-01-01' as date))
+{%- endmacro %}
+
+{#- True for a partition the batch replaces (the same rows in_validation_batch reads). -#}
+{% macro in_validation_batch_partition(partition_column='partition_date') -%}
+    ({{ partition_column }} >= cast('{{ validation_batch_start_date() }}' as date)
+    or {{ partition_column }} < cast('{{ var("quarantine_earliest_event_date") }}' as date))
+{%- endmacro %}
+
+{#- True for a partition an incremental run keeps as it is: the earlier copies a
+    batch row's id is checked against. -#}
+{% macro before_validation_batch(partition_column) -%}
+    ({{ partition_column }} >= cast('{{ var("quarantine_earliest_event_date") }}' as date)
+    and {{ partition_column }} < cast('{{ validation_batch_start_date() }}' as date))
+{%- endmacro %}
+
+{#- Data test: `column_name` is unique among the valid rows of the batch's partitions,
+    and none of them repeats the id of a valid row in an earlier partition. Earlier
+    partitions were tested by the runs that built them, so this covers what the full
+    `unique` test covers while reading only the batch (plus an index lookup per row). -#}
+{% test unique_in_validation_batch(model, column_name) %}
+
+with
+
+batch as (
+
+    select {{ column_name }} as id
+    from {{ model }}
+    where is_valid
+        and {{ in_validation_batch_partition() }}
+
+),
+
+repeated_in_batch as (
+
+    select id
+    from batch
+    group by id
+    having count(*) > 1
+
+),
+
+repeated_from_earlier as (
+
+    select batch.id
+    from batch
+    where exists (
+        select 1
+        from {{ model }} as earlier
+        where earlier.{{ column_name }} = batch.id
+            and earlier.is_valid
+            and {{ before_validation_batch('earlier.partition_date') }}
+    )
+
+)
+
+select id from repeated_in_batch
+union all
+select id from repeated_from_earlier
+
+{% endtest %}
+
+{#- Data tests' `where` config cannot call project macros, so it names the batch with
+    placeholders this override of dbt's get_where_subquery fills in:
+      __validation_batch(<raw timestamp column>)__   the batch's raw rows (sources, staging)
+      __validation_batch_partition__                 the batch's partitions (validation models) -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where') -%}
+    {%- if not where -%}
+        {{ return(relation) }}
+    {%- endif -%}
+    {%- set rendered = namespace(where=where | replace('__validation_batch_partition__', in_validation_batch_partition())) -%}
+    {%- for column in modules.re.findall('__validation_batch\\((\\w+)\\)__', where) -%}
+        {%- set rendered.where = rendered.where | replace('__validation_batch(' ~ column ~ ')__', in_validation_batch(column)) -%}
+    {%- endfor -%}
+    {%- set filtered -%}
+        (select * from {{ relation }} where {{ rendered.where }}) dbt_subquery
+    {%- endset -%}
+    {{ return(filtered) }}
+{%- endmacro %}
+
+{#- First instant (YYYY-MM-DD, midnight UTC) an incremental run of `relation` rebuilds:
+    the validation batch's first day, or, when `relation` holds nothing at or after the
+    day before it (the last run was a backfill of an earlier date), the day of its
+    newest `timestamp_column`, so moving forward again rebuilds the days in between.
+    Read once at compile time, so a pre-hook and the model's SQL agree on it. -#}
+{% macro incremental_rebuild_start_date(relation, timestamp_column) -%}
+    {%- set start = validation_batch_start_date() -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return(start) }}
+    {%- endif -%}
+    {%- set newest -%}
+        select cast(timezone('UTC', max({{ timestamp_column }})) as date) from {{ relation }}
+    {%- endset -%}
+    {%- set newest_date = run_query(newest).columns[0].values()[0] -%}
+    {%- if newest_date is not none and newest_date.isoformat() < start -%}
+        {{ return(newest_date.isoformat()) }}
+    {%- endif -%}
+    {{ return(start) }}
+{%- endmacro %}
+
+{#- Pre-hook of an incremental model rebuilt from incremental_rebuild_start_date on:
+    deletes its rows from that day on (nothing on a full build). -#}
+{% macro delete_from_rebuild_start(timestamp_column) -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }}
+        where {{ timestamp_column }} >= cast('{{ incremental_rebuild_start_date(this, timestamp_column) }} 00:00:00+00' as {{ type_timestamptz() }})
+    {%- endif -%}
+{%- endmacro %}
