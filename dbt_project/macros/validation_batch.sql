@@ -157,3 +157,65 @@ select id from repeated_from_earlier
         where {{ timestamp_column }} >= cast('{{ incremental_rebuild_start_date(this, timestamp_column) }} 00:00:00+00' as {{ type_timestamptz() }})
     {%- endif -%}
 {%- endmacro %}
+
+{#- An event table's staged rows for this run, each with `is_duplicate`: true for a
+    later copy of an id, whether the earlier copy is in the batch (a window over the
+    batch only, copies ordered by event time and then by the row's content, so the
+    kept copy does not depend on scan order) or in a partition an earlier run kept
+    (an `exists` probe of the id index). A full build reads every staged row; an
+    incremental run reads the validation batch. -#}
+{% macro deduplicated_validation_batch(staging_relation, id_column, timestamp_column, row_columns) -%}
+    {%- set qualified = [] -%}
+    {%- for column in row_columns -%}
+        {%- do qualified.append('staged.' ~ column) -%}
+    {%- endfor %}
+    select
+        ranked.*,
+        ranked.{{ id_column }} is not null and (
+            ranked.copy_number > 1
+            {%- if is_incremental() %}
+            or exists (
+                select 1
+                from {{ this }} as kept
+                where kept.{{ id_column }} = ranked.{{ id_column }}
+                    and {{ before_validation_batch('kept.partition_date') }}
+            )
+            {%- endif %}
+        ) as is_duplicate
+    from (
+        select
+            staged.*,
+            row_number() over (
+                partition by staged.{{ id_column }}
+                order by staged.{{ timestamp_column }} nulls last, {{ dbt.hash(row_text(qualified)) }}
+            ) as copy_number
+        from {{ staging_relation }} as staged
+        {%- if is_incremental() %}
+        where {{ in_validation_batch('staged.' ~ timestamp_column) }}
+        {%- endif %}
+    ) as ranked
+{%- endmacro %}
+
+{#- quarantine_reason and quarantine_detail of a validated event row, in one order
+    for every event table: a missing or blank key first (staging's), then the
+    duplicate check, then the rest of staging's checks, then the model's reference
+    checks, each a (condition, detail) pair whose reason is unknown_user. Reads the
+    `deduplicated` CTE of deduplicated_validation_batch. -#}
+{% macro validation_quarantine(duplicate_detail, reference_checks) -%}
+    case
+            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_reason
+            when deduplicated.is_duplicate then 'duplicate_id'
+            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_reason
+            {%- for condition, detail in reference_checks %}
+            when {{ condition }} then 'unknown_user'
+            {%- endfor %}
+        end as quarantine_reason,
+        case
+            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_detail
+            when deduplicated.is_duplicate then '{{ duplicate_detail }}'
+            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_detail
+            {%- for condition, detail in reference_checks %}
+            when {{ condition }} then '{{ detail }}'
+            {%- endfor %}
+        end as quarantine_detail
+{%- endmacro %}

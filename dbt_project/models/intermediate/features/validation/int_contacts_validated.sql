@@ -12,53 +12,14 @@
 
 with
 
-staged as (
-
-    select * from {{ ref('stg_marketplace__contacts') }}
-    {%- if is_incremental() %}
-    where {{ in_validation_batch('contacted_at') }}
-    {%- endif %}
-
-),
-
-valid_users as (
-
-    select
-        user_id,
-        role
-    from {{ ref('int_users_validated') }}
-    where is_valid
-
-),
-
-ranked as (
-
-    select
-        staged.*,
-        row_number() over (
-            partition by staged.contact_id
-            order by staged.contacted_at nulls last, {{ dbt.hash(row_text(['staged.contact_id', 'staged.worker_id', 'staged.client_id', 'staged.contacted_at'])) }}
-        ) as copy_number
-    from staged
-
-),
-
 deduplicated as (
 
-    select
-        ranked.*,
-        ranked.contact_id is not null and (
-            ranked.copy_number > 1
-            {%- if is_incremental() %}
-            or exists (
-                select 1
-                from {{ this }} as kept
-                where kept.contact_id = ranked.contact_id
-                    and {{ before_validation_batch('kept.partition_date') }}
-            )
-            {%- endif %}
-        ) as is_duplicate
-    from ranked
+    {{ deduplicated_validation_batch(
+        ref('stg_marketplace__contacts'),
+        id_column='contact_id',
+        timestamp_column='contacted_at',
+        row_columns=['contact_id', 'worker_id', 'client_id', 'contacted_at'],
+    ) }}
 
 ),
 
@@ -70,28 +31,19 @@ checked as (
         deduplicated.client_id,
         deduplicated.contacted_at,
         {{ validation_partition_date('deduplicated.contacted_at') }} as partition_date,
-        -- Staging's order of checks: a missing or blank key first, then the duplicate
-        -- check, then the rest of staging's checks, then the references.
-        case
-            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_reason
-            when deduplicated.is_duplicate then 'duplicate_id'
-            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_reason
-            when worker.user_id is null then 'unknown_user'
-            when client.user_id is null then 'unknown_user'
-        end as quarantine_reason,
-        case
-            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_detail
-            when deduplicated.is_duplicate then 'contact_id seen more than once'
-            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_detail
-            when worker.user_id is null then 'worker_id is not a known worker'
-            when client.user_id is null then 'client_id is not a known client'
-        end as quarantine_detail
+        -- Staging's order of checks, then the references (macros/validation_batch.sql).
+        {{ validation_quarantine('contact_id seen more than once', [
+            ('worker.user_id is null', 'worker_id is not a known worker'),
+            ('client.user_id is null', 'client_id is not a known client'),
+        ]) }}
     from deduplicated
-    left join valid_users as worker
+    left join {{ ref('int_users_validated') }} as worker
         on deduplicated.worker_id = worker.user_id
+            and worker.is_valid
             and worker.role = 'worker'
-    left join valid_users as client
+    left join {{ ref('int_users_validated') }} as client
         on deduplicated.client_id = client.user_id
+            and client.is_valid
             and client.role = 'client'
 
 ),

@@ -11,53 +11,14 @@
 
 with
 
-staged as (
-
-    select * from {{ ref('stg_marketplace__offer_exposures') }}
-    {%- if is_incremental() %}
-    where {{ in_validation_batch('exposed_at') }}
-    {%- endif %}
-
-),
-
-valid_users as (
-
-    select
-        user_id,
-        role
-    from {{ ref('int_users_validated') }}
-    where is_valid
-
-),
-
-ranked as (
-
-    select
-        staged.*,
-        row_number() over (
-            partition by staged.offer_exposure_id
-            order by staged.exposed_at nulls last, {{ dbt.hash(row_text(['staged.offer_exposure_id', 'staged.user_id', 'staged.offer_code', 'staged.channel', 'staged.exposed_at'])) }}
-        ) as copy_number
-    from staged
-
-),
-
 deduplicated as (
 
-    select
-        ranked.*,
-        ranked.offer_exposure_id is not null and (
-            ranked.copy_number > 1
-            {%- if is_incremental() %}
-            or exists (
-                select 1
-                from {{ this }} as kept
-                where kept.offer_exposure_id = ranked.offer_exposure_id
-                    and {{ before_validation_batch('kept.partition_date') }}
-            )
-            {%- endif %}
-        ) as is_duplicate
-    from ranked
+    {{ deduplicated_validation_batch(
+        ref('stg_marketplace__offer_exposures'),
+        id_column='offer_exposure_id',
+        timestamp_column='exposed_at',
+        row_columns=['offer_exposure_id', 'user_id', 'offer_code', 'channel', 'exposed_at'],
+    ) }}
 
 ),
 
@@ -70,23 +31,14 @@ checked as (
         deduplicated.channel,
         deduplicated.exposed_at,
         {{ validation_partition_date('deduplicated.exposed_at') }} as partition_date,
-        -- Staging's order of checks: a missing or blank key first, then the duplicate
-        -- check, then the rest of staging's checks, then the references.
-        case
-            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_reason
-            when deduplicated.is_duplicate then 'duplicate_id'
-            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_reason
-            when exposed_user.user_id is null then 'unknown_user'
-        end as quarantine_reason,
-        case
-            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_detail
-            when deduplicated.is_duplicate then 'exposure_id seen more than once'
-            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_detail
-            when exposed_user.user_id is null then 'user_id is not a known user'
-        end as quarantine_detail
+        -- Staging's order of checks, then the references (macros/validation_batch.sql).
+        {{ validation_quarantine('exposure_id seen more than once', [
+            ('exposed_user.user_id is null', 'user_id is not a known user'),
+        ]) }}
     from deduplicated
-    left join valid_users as exposed_user
+    left join {{ ref('int_users_validated') }} as exposed_user
         on deduplicated.user_id = exposed_user.user_id
+            and exposed_user.is_valid
 
 ),
 

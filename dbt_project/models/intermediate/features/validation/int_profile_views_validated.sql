@@ -12,53 +12,14 @@
 
 with
 
-staged as (
-
-    select * from {{ ref('stg_marketplace__profile_views') }}
-    {%- if is_incremental() %}
-    where {{ in_validation_batch('viewed_at') }}
-    {%- endif %}
-
-),
-
-valid_users as (
-
-    select
-        user_id,
-        role
-    from {{ ref('int_users_validated') }}
-    where is_valid
-
-),
-
-ranked as (
-
-    select
-        staged.*,
-        row_number() over (
-            partition by staged.profile_view_id
-            order by staged.viewed_at nulls last, {{ dbt.hash(row_text(['staged.profile_view_id', 'staged.worker_id', 'staged.viewer_id', 'staged.viewed_at'])) }}
-        ) as copy_number
-    from staged
-
-),
-
 deduplicated as (
 
-    select
-        ranked.*,
-        ranked.profile_view_id is not null and (
-            ranked.copy_number > 1
-            {%- if is_incremental() %}
-            or exists (
-                select 1
-                from {{ this }} as kept
-                where kept.profile_view_id = ranked.profile_view_id
-                    and {{ before_validation_batch('kept.partition_date') }}
-            )
-            {%- endif %}
-        ) as is_duplicate
-    from ranked
+    {{ deduplicated_validation_batch(
+        ref('stg_marketplace__profile_views'),
+        id_column='profile_view_id',
+        timestamp_column='viewed_at',
+        row_columns=['profile_view_id', 'worker_id', 'viewer_id', 'viewed_at'],
+    ) }}
 
 ),
 
@@ -70,28 +31,19 @@ checked as (
         deduplicated.viewer_id,
         deduplicated.viewed_at,
         {{ validation_partition_date('deduplicated.viewed_at') }} as partition_date,
-        -- Staging's order of checks: a missing or blank key first, then the duplicate
-        -- check, then the rest of staging's checks, then the references.
-        case
-            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_reason
-            when deduplicated.is_duplicate then 'duplicate_id'
-            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_reason
-            when worker.user_id is null then 'unknown_user'
-            when deduplicated.viewer_id is not null and viewer.user_id is null then 'unknown_user'
-        end as quarantine_reason,
-        case
-            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_detail
-            when deduplicated.is_duplicate then 'view_id seen more than once'
-            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_detail
-            when worker.user_id is null then 'worker_id is not a known worker'
-            when deduplicated.viewer_id is not null and viewer.user_id is null then 'viewer_id is not a known user'
-        end as quarantine_detail
+        -- Staging's order of checks, then the references (macros/validation_batch.sql).
+        {{ validation_quarantine('view_id seen more than once', [
+            ('worker.user_id is null', 'worker_id is not a known worker'),
+            ('deduplicated.viewer_id is not null and viewer.user_id is null', 'viewer_id is not a known user'),
+        ]) }}
     from deduplicated
-    left join valid_users as worker
+    left join {{ ref('int_users_validated') }} as worker
         on deduplicated.worker_id = worker.user_id
+            and worker.is_valid
             and worker.role = 'worker'
-    left join valid_users as viewer
+    left join {{ ref('int_users_validated') }} as viewer
         on deduplicated.viewer_id = viewer.user_id
+            and viewer.is_valid
 
 ),
 

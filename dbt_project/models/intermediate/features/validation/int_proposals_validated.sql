@@ -11,53 +11,14 @@
 
 with
 
-staged as (
-
-    select * from {{ ref('stg_marketplace__proposals') }}
-    {%- if is_incremental() %}
-    where {{ in_validation_batch('submitted_at') }}
-    {%- endif %}
-
-),
-
-valid_users as (
-
-    select
-        user_id,
-        role
-    from {{ ref('int_users_validated') }}
-    where is_valid
-
-),
-
-ranked as (
-
-    select
-        staged.*,
-        row_number() over (
-            partition by staged.proposal_id
-            order by staged.submitted_at nulls last, {{ dbt.hash(row_text(['staged.proposal_id', 'staged.worker_id', 'staged.job_id', 'staged.category', 'staged.proposal_status', 'staged.submitted_at'])) }}
-        ) as copy_number
-    from staged
-
-),
-
 deduplicated as (
 
-    select
-        ranked.*,
-        ranked.proposal_id is not null and (
-            ranked.copy_number > 1
-            {%- if is_incremental() %}
-            or exists (
-                select 1
-                from {{ this }} as kept
-                where kept.proposal_id = ranked.proposal_id
-                    and {{ before_validation_batch('kept.partition_date') }}
-            )
-            {%- endif %}
-        ) as is_duplicate
-    from ranked
+    {{ deduplicated_validation_batch(
+        ref('stg_marketplace__proposals'),
+        id_column='proposal_id',
+        timestamp_column='submitted_at',
+        row_columns=['proposal_id', 'worker_id', 'job_id', 'category', 'proposal_status', 'submitted_at'],
+    ) }}
 
 ),
 
@@ -71,23 +32,14 @@ checked as (
         deduplicated.proposal_status,
         deduplicated.submitted_at,
         {{ validation_partition_date('deduplicated.submitted_at') }} as partition_date,
-        -- Staging's order of checks: a missing or blank key first, then the duplicate
-        -- check, then the rest of staging's checks, then the references.
-        case
-            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_reason
-            when deduplicated.is_duplicate then 'duplicate_id'
-            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_reason
-            when worker.user_id is null then 'unknown_user'
-        end as quarantine_reason,
-        case
-            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_detail
-            when deduplicated.is_duplicate then 'proposal_id seen more than once'
-            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_detail
-            when worker.user_id is null then 'worker_id is not a known worker'
-        end as quarantine_detail
+        -- Staging's order of checks, then the references (macros/validation_batch.sql).
+        {{ validation_quarantine('proposal_id seen more than once', [
+            ('worker.user_id is null', 'worker_id is not a known worker'),
+        ]) }}
     from deduplicated
-    left join valid_users as worker
+    left join {{ ref('int_users_validated') }} as worker
         on deduplicated.worker_id = worker.user_id
+            and worker.is_valid
             and worker.role = 'worker'
 
 ),

@@ -11,53 +11,14 @@
 
 with
 
-staged as (
-
-    select * from {{ ref('stg_marketplace__searches') }}
-    {%- if is_incremental() %}
-    where {{ in_validation_batch('searched_at') }}
-    {%- endif %}
-
-),
-
-valid_users as (
-
-    select
-        user_id,
-        role
-    from {{ ref('int_users_validated') }}
-    where is_valid
-
-),
-
-ranked as (
-
-    select
-        staged.*,
-        row_number() over (
-            partition by staged.search_id
-            order by staged.searched_at nulls last, {{ dbt.hash(row_text(['staged.search_id', 'staged.client_id', 'staged.category', 'staged.searched_at'])) }}
-        ) as copy_number
-    from staged
-
-),
-
 deduplicated as (
 
-    select
-        ranked.*,
-        ranked.search_id is not null and (
-            ranked.copy_number > 1
-            {%- if is_incremental() %}
-            or exists (
-                select 1
-                from {{ this }} as kept
-                where kept.search_id = ranked.search_id
-                    and {{ before_validation_batch('kept.partition_date') }}
-            )
-            {%- endif %}
-        ) as is_duplicate
-    from ranked
+    {{ deduplicated_validation_batch(
+        ref('stg_marketplace__searches'),
+        id_column='search_id',
+        timestamp_column='searched_at',
+        row_columns=['search_id', 'client_id', 'category', 'searched_at'],
+    ) }}
 
 ),
 
@@ -69,23 +30,14 @@ checked as (
         deduplicated.category,
         deduplicated.searched_at,
         {{ validation_partition_date('deduplicated.searched_at') }} as partition_date,
-        -- Staging's order of checks: a missing or blank key first, then the duplicate
-        -- check, then the rest of staging's checks, then the references.
-        case
-            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_reason
-            when deduplicated.is_duplicate then 'duplicate_id'
-            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_reason
-            when client.user_id is null then 'unknown_user'
-        end as quarantine_reason,
-        case
-            when deduplicated.quarantine_reason in ('null_key', 'blank_key') then deduplicated.quarantine_detail
-            when deduplicated.is_duplicate then 'search_id seen more than once'
-            when deduplicated.quarantine_reason is not null then deduplicated.quarantine_detail
-            when client.user_id is null then 'client_id is not a known client'
-        end as quarantine_detail
+        -- Staging's order of checks, then the references (macros/validation_batch.sql).
+        {{ validation_quarantine('search_id seen more than once', [
+            ('client.user_id is null', 'client_id is not a known client'),
+        ]) }}
     from deduplicated
-    left join valid_users as client
+    left join {{ ref('int_users_validated') }} as client
         on deduplicated.client_id = client.user_id
+            and client.is_valid
             and client.role = 'client'
 
 ),
