@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from upshift.contract import raw_contract
+from upshift.generator.generate import CHUNK_USERS, GenerationReport, ProgressCallback, generate_chunks
 from upshift.generator.planted import PlantedFixtureError, _read_fixture
-from upshift.generator.tables import TABLES
+from upshift.generator.tables import NULL, TABLES
 from upshift.warehouse import check_schema_name
 
 if TYPE_CHECKING:
+    import numpy as np
     from pyspark.sql import SparkSession
 
 PROFILES_YML = Path(__file__).resolve().parent.parent / "dbt_project" / "profiles.yml"
@@ -146,3 +148,77 @@ def load_planted_spark(
             spark.sql(f"insert into {schema}.{table} values {values}")
         result.loaded[table] = len(kept)
     return result
+
+
+@dataclass
+class SparkGeneration:
+    """A generated marketplace on Spark: the generator's report (rows stored per table), and the
+    generated rows Spark cannot represent (NaN amounts, see the module docstring), per table."""
+
+    report: GenerationReport
+    unrepresentable: dict[str, int] = field(default_factory=dict)
+
+
+def generate_marketplace_spark(
+    spark: SparkSession,
+    *,
+    schema: str = "raw",
+    clients: int = 2_000,
+    workers: int = 800,
+    days: int = 120,
+    as_of: dt.date,
+    seed: int = 42,
+    dirty_rate: float = 0.005,
+    progress: bool | ProgressCallback | None = None,
+    chunk_users: int = CHUNK_USERS,
+    seeds_dir: Path | None = None,
+) -> SparkGeneration:
+    """Replace the raw Spark tables' contents with the marketplace generate_marketplace writes to PostgreSQL.
+
+    The same generator loop, chunk by chunk: each table's chunk becomes a DataFrame of the
+    contract's schema, appended to its Parquet table, so memory stays flat in the users. The
+    rows are PostgreSQL's for the same arguments, but for the NaN amounts (left out, counted).
+    """
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    create_raw_tables(spark, schema)
+    for table in TABLES:
+        spark.sql(f"truncate table {schema}.{table}")
+    contract = raw_columns()
+    skipped = dict.fromkeys(TABLES, 0)
+
+    def write(table: str, columns: dict[str, np.ndarray]) -> int:
+        types = dict(contract[table])
+        names = list(columns)
+        rows = []
+        for values in zip(*columns.values(), strict=True):
+            cells = dict(zip(names, (None if value == NULL else value for value in values), strict=True))
+            if any(
+                types[column].startswith("decimal") and (value or "").strip().lower() in NON_FINITE
+                for column, value in cells.items()
+            ):
+                skipped[table] += 1
+                continue
+            rows.append(tuple(_spark_cell(column, cells.get(column)) for column, _ in contract[table]))
+        if rows:
+            text = StructType([StructField(column, StringType()) for column, _ in contract[table]])
+            frame = spark.createDataFrame(rows, text).selectExpr(
+                *(f"cast({column} as {spark_type}) as {column}" for column, spark_type in contract[table])
+            )
+            frame.write.insertInto(f"{schema}.{table}")
+        return len(rows)
+
+    report = generate_chunks(
+        write,
+        schema=schema,
+        clients=clients,
+        workers=workers,
+        days=days,
+        as_of=as_of,
+        seed=seed,
+        dirty_rate=dirty_rate,
+        progress=progress,
+        chunk_users=chunk_users,
+        seeds_dir=seeds_dir,
+    )
+    return SparkGeneration(report, {table: count for table, count in skipped.items() if count})

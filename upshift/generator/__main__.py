@@ -1,7 +1,9 @@
-"""python -m upshift.generator: fill the raw tables of a PostgreSQL database with demo data.
+"""python -m upshift.generator: fill the raw tables of a PostgreSQL database or of Spark with demo data.
 
-The connection comes from --dsn, or from the libpq environment (PGHOST, PGPORT, PGUSER,
-PGDATABASE, PGPASSWORD) when --dsn is omitted.
+On PostgreSQL (the default) the connection comes from --dsn, or from the libpq environment
+(PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD) when --dsn is omitted. With --warehouse spark
+(default: UPSHIFT_WAREHOUSE) the rows go to the Parquet tables of the Spark database named like
+--schema, in the local Spark dbt-spark's session method opens (upshift/spark.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 import psycopg
 
 from upshift.generator.generate import CHUNK_USERS, generate_marketplace
-from upshift.warehouse import pin_time_zone
+from upshift.warehouse import WAREHOUSE_ENGINES, pin_time_zone, warehouse_engine
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dirty-rate", type=float, default=0.005, help="share of rows to corrupt (default 0.005)")
     parser.add_argument("--schema", default="raw", help="raw schema to (re)fill (default raw)")
     parser.add_argument("--dsn", default="", help="libpq connection string (default: PG* environment variables)")
+    parser.add_argument(
+        "--warehouse",
+        choices=WAREHOUSE_ENGINES,
+        default=None,
+        help="engine to fill: postgres or spark (default: UPSHIFT_WAREHOUSE, else postgres)",
+    )
     parser.add_argument("--chunk-users", type=int, default=CHUNK_USERS, help="users generated per chunk")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument(
@@ -42,24 +50,38 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    with pin_time_zone(psycopg.connect(args.dsn)) as conn:
-        report = generate_marketplace(
-            conn,
-            schema=args.schema,
-            clients=args.clients,
-            workers=args.workers,
-            days=args.days,
-            as_of=args.as_of,
-            seed=args.seed,
-            dirty_rate=args.dirty_rate,
-            progress=args.progress,
-            chunk_users=args.chunk_users,
-        )
-    print(f"loaded {report.total_rows:,} rows into schema {report.schema} in {report.seconds:,.1f}s")
+    options = {
+        "schema": args.schema,
+        "clients": args.clients,
+        "workers": args.workers,
+        "days": args.days,
+        "as_of": args.as_of,
+        "seed": args.seed,
+        "dirty_rate": args.dirty_rate,
+        "progress": args.progress,
+        "chunk_users": args.chunk_users,
+    }
+    engine = args.warehouse or warehouse_engine()
+    unrepresentable: dict[str, int] = {}
+    if engine == "spark":
+        from upshift.spark import generate_marketplace_spark, spark_session
+
+        session = spark_session()
+        try:
+            generation = generate_marketplace_spark(session, **options)
+        finally:
+            session.stop()
+        report, unrepresentable = generation.report, generation.unrepresentable
+    else:
+        with pin_time_zone(psycopg.connect(args.dsn)) as conn:
+            report = generate_marketplace(conn, **options)
+    print(f"loaded {report.total_rows:,} rows into {engine} schema {report.schema} in {report.seconds:,.1f}s")
     for table, rows in report.rows.items():
         dirty = sum(report.dirty.get(table, {}).values())
         print(f"  {table:<16} {rows:>12,} rows  {dirty:>8,} dirty")
     print(f"  {'events':<16} {report.events:>12,}")
+    for table, rows in unrepresentable.items():
+        print(f"  {table:<16} {rows:>12,} rows with a NaN amount left out (Spark decimals have no NaN)")
     return 0
 
 

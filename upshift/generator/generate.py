@@ -95,20 +95,39 @@ def as_of_epoch(as_of: dt.date) -> int:
     return int(dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC).timestamp())
 
 
+# Writes one chunk of encoded, corrupted text columns (NULL is tables.NULL) to a raw table and
+# returns the rows it stored: COPY into PostgreSQL here, a Parquet append on Spark (upshift/spark.py).
+ChunkWriter = Callable[[str, dict[str, np.ndarray]], int]
+
+
+def copy_writer(cursor: psycopg.Cursor, schema: str) -> ChunkWriter:
+    """A ChunkWriter that COPYs each chunk into `schema` inside the cursor's transaction."""
+
+    def write(table: str, columns: dict[str, np.ndarray]) -> int:
+        statement = sql.SQL("copy {}.{} ({}) from stdin").format(
+            sql.Identifier(schema),
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+        )
+        with cursor.copy(statement) as copy:
+            copy.write(copy_text(columns))
+        return len(next(iter(columns.values())))
+
+    return write
+
+
 class _Loader:
-    """Encodes, corrupts and COPYs chunks of generated rows inside the caller's transaction."""
+    """Encodes and corrupts chunks of generated rows, and hands them to a ChunkWriter."""
 
     def __init__(
         self,
-        cursor: psycopg.Cursor,
-        schema: str,
+        write: ChunkWriter,
         encoder: TextEncoder,
         corrupter: Corrupter,
         report: GenerationReport,
         progress: ProgressCallback | None,
     ) -> None:
-        self._cursor = cursor
-        self._schema = schema
+        self._write = write
         self._encoder = encoder
         self._corrupter = corrupter
         self._report = report
@@ -119,14 +138,7 @@ class _Loader:
             return
         started = time.perf_counter()
         columns = self._corrupter.apply(table, self._encoder.encode(table, frame), rng)
-        rows = len(next(iter(columns.values())))
-        statement = sql.SQL("copy {}.{} ({}) from stdin").format(
-            sql.Identifier(self._schema),
-            sql.Identifier(table),
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
-        )
-        with self._cursor.copy(statement) as copy:
-            copy.write(copy_text(columns))
+        rows = self._write(table, columns)
         self._report.rows[table] += rows
         if self._progress:
             self._progress(ProgressEvent(table, chunk, rows, time.perf_counter() - started))
@@ -171,6 +183,46 @@ def generate_marketplace(
     line per table chunk to stderr (True), calls a callback, or (None) prints only for
     runs of AUTO_PROGRESS_USERS users or more.
     """
+    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in TABLES)
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute(schema_ddl(schema))
+        cursor.execute(sql.SQL("truncate table {}").format(tables))
+        report = generate_chunks(
+            copy_writer(cursor, schema),
+            schema=schema,
+            clients=clients,
+            workers=workers,
+            days=days,
+            as_of=as_of,
+            seed=seed,
+            dirty_rate=dirty_rate,
+            progress=progress,
+            chunk_users=chunk_users,
+            seeds_dir=seeds_dir,
+        )
+        # Fresh statistics, so the first dbt run plans its batch reads with real row counts.
+        cursor.execute(sql.SQL("analyze {}").format(tables))
+    return report
+
+
+def generate_chunks(
+    write: ChunkWriter,
+    *,
+    schema: str,
+    clients: int,
+    workers: int,
+    days: int,
+    as_of: dt.date,
+    seed: int,
+    dirty_rate: float,
+    progress: bool | ProgressCallback | None,
+    chunk_users: int,
+    seeds_dir: Path | None,
+) -> GenerationReport:
+    """Generate the marketplace chunk by chunk (memory flat in the users), each table's chunk to `write`.
+
+    The rows depend only on the arguments, not on the writer: PostgreSQL and Spark get the same ones.
+    """
     if clients < 1 or workers < 1:
         raise ValueError(f"need at least one client and one worker, got {clients} and {workers}")
     if days < 1:
@@ -189,24 +241,17 @@ def generate_marketplace(
     ids = {"client": user_ids("cli_", clients), "worker": user_ids("wrk_", workers)}
     report = GenerationReport(schema, as_of, days, seed, clients, workers, dirty_rate)
     corrupter = Corrupter(dirty_rate, end)
-    tables = sql.SQL(", ").join(sql.Identifier(schema, table) for table in TABLES)
-
-    with conn.transaction(), conn.cursor() as cursor:
-        cursor.execute(schema_ddl(schema))
-        cursor.execute(sql.SQL("truncate table {}").format(tables))
-        loader = _Loader(cursor, schema, TextEncoder(ids["client"], ids["worker"]), corrupter, report, callback)
-        chunk = 0
-        for role, stream, size in (("client", CLIENT_STREAM, clients), ("worker", WORKER_STREAM, workers)):
-            for start in range(0, size, chunk_users):
-                members = np.arange(start, min(size, start + chunk_users))
-                rng = np.random.default_rng([seed, stream, start])
-                frames = _chunk_frames(role, rng, population, members, ids[role], catalog)
-                dirty_rng = np.random.default_rng([seed, DIRTY_STREAM, stream, start])
-                for table in TABLES:
-                    loader.load(table, frames.get(table, {}), chunk, dirty_rng)
-                chunk += 1
-        # Fresh statistics, so the first dbt run plans its batch reads with real row counts.
-        cursor.execute(sql.SQL("analyze {}").format(tables))
+    loader = _Loader(write, TextEncoder(ids["client"], ids["worker"]), corrupter, report, callback)
+    chunk = 0
+    for role, stream, size in (("client", CLIENT_STREAM, clients), ("worker", WORKER_STREAM, workers)):
+        for start in range(0, size, chunk_users):
+            members = np.arange(start, min(size, start + chunk_users))
+            rng = np.random.default_rng([seed, stream, start])
+            frames = _chunk_frames(role, rng, population, members, ids[role], catalog)
+            dirty_rng = np.random.default_rng([seed, DIRTY_STREAM, stream, start])
+            for table in TABLES:
+                loader.load(table, frames.get(table, {}), chunk, dirty_rng)
+            chunk += 1
 
     report.dirty = {table: dict(kinds) for table, kinds in corrupter.counts.items()}
     report.seconds = time.perf_counter() - started
