@@ -5,8 +5,10 @@ One stack per module (it takes ~20 s to start) and as few DAG runs as the behavi
 one asserted on by several tests: a triggered dry run (tasks, pools, dry run, log hygiene), a
 backfill of the day before, a second run of that day (identical marts, nothing sent),
 clearing one model's task of that run (it rebuilds its model alone), then bad raw data that the
-raw gate must stop before anything reaches the sync step. The tests run in file order and build
-on each other. Retries wait seconds here instead of minutes (a cluster policy of the test stack).
+raw gate must stop before anything reaches the sync step, and last a queued run left behind (as a
+killed demo leaves one) that `fail_unfinished_runs` marks failed. The tests run in file order and
+build on each other. Retries wait seconds here instead of minutes (a cluster policy of the test
+stack).
 """
 
 from __future__ import annotations
@@ -235,3 +237,19 @@ def test_bad_raw_data_stops_at_the_raw_gate_and_nothing_reaches_sync(
     assert states.pop("raw_gate") == "failed"
     assert {task: state for task, state in states.items() if state not in {"upstream_failed", None}} == {}
     assert _dates_in_history(pg_conn, loaded) == history_before
+
+
+def test_a_queued_run_left_behind_is_marked_failed(api: AirflowApi) -> None:
+    """A killed demo can leave a queued run in the metadata database; the CLI fails such runs as
+    soon as a new stack is ready (`AirflowApi.fail_unfinished_runs`), so the next start does not
+    run it against whatever warehouse it points at. Last here: it pauses the DAG."""
+    # A paused DAG keeps its triggered run queued, as a killed demo leaves it.
+    api.pause(DAG_ID)
+    run_id = api.trigger(DAG_ID, AS_OF + timedelta(days=1))
+    assert api.run_state(DAG_ID, run_id) == "queued"
+
+    stale = api.fail_unfinished_runs(DAG_ID)
+
+    assert stale == [run_id]
+    assert api.run_state(DAG_ID, run_id) == "failed"
+    assert api.fail_unfinished_runs(DAG_ID) == []
