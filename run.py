@@ -33,6 +33,11 @@ PYPROJECT = REPO / "pyproject.toml"
 UV_VERSION = "0.13.9"
 TOOLS = VENV / ".tools"
 STAMP = VENV / ".upshift-lock.sha256"
+# Bytecode written once at install: with PYTHONDONTWRITEBYTECODE set (as in many container
+# images, this machine's too) Python never writes .pyc files, so every process - each Airflow
+# service, task, dbt and gate - compiled Airflow, dbt, Cosmos and Great Expectations from source
+# again (about half the CPU of importing them). Part of the stamp, so an older .venv re-syncs once.
+SYNC_OPTIONS = ("--compile-bytecode",)
 PYTHON_VERSION = "3.11"
 COMMANDS = {
     "demo": ["-m", "upshift.cli", "demo"],
@@ -51,7 +56,7 @@ def _run(*command: str | Path) -> None:
 
 
 def _wanted_stamp() -> str:
-    digest = hashlib.sha256(f"uv {UV_VERSION}\n".encode())
+    digest = hashlib.sha256(f"uv {UV_VERSION}\n{' '.join(SYNC_OPTIONS)}\n".encode())
     for path in (LOCK, PYPROJECT):
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -101,7 +106,7 @@ def _build_environment(python: Path) -> None:
     uv = _uv()
     if not (VENV / "pyvenv.cfg").exists():
         _run(uv, "venv", "--quiet", "--allow-existing", "--python", PYTHON_VERSION, VENV)
-    _run(uv, "pip", "sync", "--quiet", "--python", python, LOCK)
+    _run(uv, "pip", "sync", "--quiet", *SYNC_OPTIONS, "--python", python, LOCK)
     _run(uv, "pip", "install", "--quiet", "--python", python, "--no-deps", "--editable", REPO)
     STAMP.write_text(_wanted_stamp() + "\n")
 
