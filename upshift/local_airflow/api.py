@@ -37,12 +37,13 @@ class AirflowApi:
         return response
 
     def health(self) -> dict[str, dict]:
-        """Per-component health, or {} while the api-server does not answer yet."""
+        """Per-component health, or {} while the api-server does not answer yet (or answers too
+        slowly: a starting api-server on a loaded machine can take longer than the timeout)."""
         import requests
 
         try:
             response = self.session.get(f"{self.url}/api/v2/monitor/health", timeout=5)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             return {}
         return response.json() if response.ok else {}
 
