@@ -110,8 +110,6 @@ def sync(as_of: dt.date, emulator_url: str, run_id: str) -> dict[str, Any]:
                 "emulator_seconds": round(_emulator_seconds_since(emulator_url, before), 3),
                 **{key: value for key, value in summary.items() if isinstance(value, int | float | bool)},
             }
-            if "lists_to_create" in summary:  # each costs a request (after one GET of the lists)
-                result[name]["lists_created"] = len(summary["lists_to_create"])
     return result
 
 

@@ -260,8 +260,3 @@ def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, max(1, size))):
         yield batch
-
-
-def samples(ids: Iterable[str], size: int) -> list[str]:
-    """A few ids (never emails) to show in logs and summaries."""
-    return sorted(ids)[:size]
