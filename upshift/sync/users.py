@@ -235,7 +235,8 @@ def _send_all(
 ) -> DestinationError | None:
     """Send every batch with up to `max_requests_in_flight` requests at once (pipeline.py);
     commit each batch's state (in this thread, in send order) only once the destination has
-    answered it. Batches answered by the time the oldest is settled share its transaction.
+    answered it. Answered batches share one transaction per `users_per_commit` users: a run
+    killed before a commit sends those users again (attribute updates are idempotent).
 
     A transport failure stops new sends; the batches already in flight are still answered and
     committed. An auth error is raised after the other in-flight batches are committed.
@@ -246,10 +247,24 @@ def _send_all(
     def send(batch: list[UserChange]) -> tuple[Failures, DestinationError | None]:
         return _send_batch(target, client, batch)
 
+    unsaved: list[UserChange] = []
+    unsaved_failures: Failures = {}
+
+    def save() -> None:
+        """Commit the answered batches not yet saved, in one transaction."""
+        if not unsaved:
+            return
+        done, retried = _commit_batch(context, target.name, unsaved, unsaved_failures)
+        totals["accepted"] += sum(1 for change in done if change.kind != "removed")
+        totals["removed"] += sum(1 for change in done if change.kind == "removed")
+        totals["failed"] += len(unsaved_failures)
+        totals["rejected"] += sum(1 for reason, _ in unsaved_failures.values() if reason != "request_failed")
+        totals["retried"] += retried
+        unsaved.clear()
+        unsaved_failures.clear()
+
     def settle(answered: list[Answered[list[UserChange], tuple[Failures, DestinationError | None]]]) -> None:
         nonlocal problem, fatal
-        sent: list[UserChange] = []
-        failures: Failures = {}
         for item in answered:
             try:
                 batch_failures, stop = item.future.result()
@@ -257,25 +272,22 @@ def _send_all(
                 fatal = fatal or error
                 continue
             problem = problem or stop
-            sent += item.batch
-            failures.update(batch_failures)
-        if not sent:
-            return
-        done, retried = _commit_batch(context, target.name, sent, failures)
-        totals["accepted"] += sum(1 for change in done if change.kind != "removed")
-        totals["removed"] += sum(1 for change in done if change.kind == "removed")
-        totals["failed"] += len(failures)
-        totals["rejected"] += sum(1 for reason, _ in failures.values() if reason != "request_failed")
-        totals["retried"] += retried
+            unsaved.extend(item.batch)
+            unsaved_failures.update(batch_failures)
+        if len(unsaved) >= context.settings.users_per_commit or problem is not None or fatal is not None:
+            save()
 
-    totals["requests"] = send_in_order(
-        stream_user_changes(context, target),
-        send,
-        settle,
-        width=context.settings.max_requests_in_flight,
-        name=f"upshift-{target.name}-users",
-        stopped=lambda: problem is not None or fatal is not None,
-    )
+    try:
+        totals["requests"] = send_in_order(
+            stream_user_changes(context, target),
+            send,
+            settle,
+            width=context.settings.max_requests_in_flight,
+            name=f"upshift-{target.name}-users",
+            stopped=lambda: problem is not None or fatal is not None,
+        )
+    finally:
+        save()
     if fatal is not None:
         raise fatal
     return problem
@@ -315,24 +327,32 @@ def _commit_batch(
     state = context.state("user_state")
     with context.conn.transaction(), context.conn.cursor() as cursor:
         if kept:
-            cursor.executemany(
+            # One statement for the whole group (one JSON document unpacked in the server), not a row each.
+            cursor.execute(
                 sql.SQL(
                     "insert into {} (destination, user_id, payload_hash, payload, email, accepted_at, run_id) "
-                    "values (%s, %s, %s, %s, %s, now(), %s) on conflict (destination, user_id) do update set "
+                    "select %s, accepted.user_id, accepted.payload_hash, accepted.payload, accepted.email, now(), %s "
+                    "from jsonb_to_recordset(%s) "
+                    "as accepted (user_id text, payload_hash text, payload jsonb, email text) "
+                    "on conflict (destination, user_id) do update set "
                     "payload_hash = excluded.payload_hash, payload = excluded.payload, email = excluded.email, "
                     "accepted_at = excluded.accepted_at, run_id = excluded.run_id"
                 ).format(state),
-                [
-                    (
-                        destination,
-                        change.user_id,
-                        change.payload_hash,
-                        Jsonb(change.payload),
-                        change.email,
-                        context.options.run_id,
-                    )
-                    for change in kept
-                ],
+                (
+                    destination,
+                    context.options.run_id,
+                    Jsonb(
+                        [
+                            {
+                                "user_id": change.user_id,
+                                "payload_hash": change.payload_hash,
+                                "payload": change.payload,
+                                "email": change.email,
+                            }
+                            for change in kept
+                        ]
+                    ),
+                ),
             )
         if gone:
             # Iterable keeps the row until the lists step has unsubscribed the user too.
