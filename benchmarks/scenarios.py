@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -266,7 +267,9 @@ def sync(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
         **settings.env(),
         "BENCH_BRAZE_API_KEY": emulator_settings.braze_api_key,
         "BENCH_ITERABLE_API_KEY": emulator_settings.iterable_api_key,
+        "BENCH_EMULATOR_PID": str(emulator.pid),
     }
+    load_before = os.getloadavg()[0]
     try:
         arguments = ["sync", "--as-of", bench.as_of.isoformat(), "--emulator", emulator.url]
         first = run_child("benchmarks.steps", [*arguments, "--run-id", "bench-first"], env=env)
@@ -274,12 +277,19 @@ def sync(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
     finally:
         emulator.stop()
     bench.peak_rss_mib["sync"] = max(first.peak_rss_mib, second.peak_rss_mib)
-    figures: dict[str, Any] = {"users": bench.users, "sync_s": first.seconds, "resync_unchanged_s": second.seconds}
+    figures: dict[str, Any] = {
+        "users": bench.users,
+        "load_average_1min": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
+        "sync_s": first.seconds,
+        "resync_unchanged_s": second.seconds,
+    }
     for destination in ("braze", "iterable"):
         step = first.result[f"{destination}_users"]
         changed = step.get("new", 0) + step.get("changed", 0)
         throughput = changed / step["seconds"] if step["seconds"] else math.nan
         expected_requests = math.ceil(changed / batch[destination])
+        requests = step["requests"] or math.nan
+        emulator_cpu = step.get("emulator_cpu_s") or math.nan
         figures.update(
             {
                 f"{destination}_changed_users": changed,
@@ -289,14 +299,34 @@ def sync(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
                 f"{destination}_requests": step["requests"],
                 f"{destination}_seconds_in_emulator": step.get("emulator_seconds", math.nan),
                 f"{destination}_seconds_in_sync": step["seconds"],
+                # CPU per request of each side, and the most users/s the emulator (one Python
+                # process: one core at best, GIL-bound) could answer were it alone on a core.
+                f"{destination}_client_cpu_ms_per_request": step["client_cpu_s"] * 1000 / requests,
+                f"{destination}_emulator_cpu_ms_per_request": emulator_cpu * 1000 / requests,
+                f"{destination}_emulator_one_core_users_per_s": changed / emulator_cpu,
                 f"{destination}_requests_vs_minimum": step["requests"] / expected_requests if expected_requests else 0,
                 f"{destination}_unchanged_rerun_requests": second.result[f"{destination}_users"]["requests"],
                 f"goal_{destination}_share_of_ceiling_min": 0.9,
                 f"goal_{destination}_requests_vs_minimum_max": 1.01,
             }
         )
+    size = {"braze": batch["braze"], "iterable": SyncSettings().iterable_track_bulk_max_events}
+    for destination in ("braze", "iterable"):
+        step = first.result[f"{destination}_events"]
+        minimum = math.ceil(step.get("due", 0) / size[destination])
+        figures[f"{destination}_events_requests"] = step["requests"]
+        figures[f"{destination}_events_requests_vs_minimum"] = step["requests"] / minimum if minimum else 0
+        figures[f"goal_{destination}_events_requests_vs_minimum_max"] = 1.01
+    lists = first.result["iterable_lists"]
+    figures["iterable_lists_requests"] = lists["requests"]
+    # The minimum is per list and direction (one listId per subscribe call; the step computes it).
+    minimum = lists.get("minimum_requests", 0)
+    figures["iterable_lists_requests_vs_minimum"] = lists["requests"] / minimum if minimum else 0
+    figures["goal_iterable_lists_requests_vs_minimum_max"] = 1.01
     figures["unchanged_rerun_requests_all_steps"] = sum(step["requests"] for step in second.result.values())
     figures["unchanged_rerun_requests_by_step"] = {name: step["requests"] for name, step in second.result.items()}
+    figures["first_sync_requests_by_step"] = {name: step["requests"] for name, step in first.result.items()}
+    figures["first_sync_seconds_by_step"] = {name: step["seconds"] for name, step in first.result.items()}
     figures["goal_unchanged_rerun_requests_all_steps_max"] = 0
     return figures
 

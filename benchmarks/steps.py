@@ -14,8 +14,10 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import timed
@@ -53,10 +55,21 @@ def _emulator_seconds_since(emulator_url: str, seq: int) -> float:
     return sum(entry["duration_ms"] for entry in _request_log(emulator_url) if entry["seq"] > seq) / 1000
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process so far (this one when `pid` is None)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sync(as_of: dt.date, emulator_url: str, run_id: str) -> dict[str, Any]:
     """Users of both destinations, then Iterable's lists and both event steps, timed per step.
 
-    `requests` is what the emulator counted for the step, not what the client thinks it sent.
+    `requests` is what the emulator counted for the step, not what the client thinks it sent;
+    `client_cpu_s` is this process's CPU time in the step, `emulator_cpu_s` the emulator
+    process's (`BENCH_EMULATOR_PID`), so each side's cost per request can be told apart.
     """
     from upshift.sync import (
         BrazeClient,
@@ -83,12 +96,16 @@ def sync(as_of: dt.date, emulator_url: str, run_id: str) -> dict[str, Any]:
     }
     result: dict[str, Any] = {}
     with braze, iterable, open_context(WarehouseSettings.from_env(), options, settings) as context:
+        emulator_pid = int(os.environ["BENCH_EMULATOR_PID"]) if os.environ.get("BENCH_EMULATOR_PID") else None
         for name, step in steps.items():
             before = _requests_seen(emulator_url)
+            client_cpu, emulator_cpu = cpu_seconds(), cpu_seconds(emulator_pid) if emulator_pid else 0.0
             with timed() as timer:
                 summary = step(context)
             result[name] = {
                 "seconds": round(timer.seconds, 3),
+                "client_cpu_s": round(cpu_seconds() - client_cpu, 3),
+                "emulator_cpu_s": round(cpu_seconds(emulator_pid) - emulator_cpu, 3) if emulator_pid else None,
                 "requests": _requests_seen(emulator_url) - before,
                 "emulator_seconds": round(_emulator_seconds_since(emulator_url, before), 3),
                 **{key: value for key, value in summary.items() if isinstance(value, int | float | bool)},

@@ -30,7 +30,17 @@ from psycopg import sql
 from tests.planted import PLANTED_DIR
 from upshift.dbt import run_dbt
 from upshift.emulator import EmulatorSettings, RunningEmulator, serve_in_thread
-from upshift.sync import BrazeClient, IterableClient, SyncOptions, SyncSettings, open_context, run_sync, sync_users
+from upshift.sync import (
+    BrazeClient,
+    IterableClient,
+    SyncOptions,
+    SyncSettings,
+    open_context,
+    run_sync,
+    sync_events,
+    sync_iterable_lists,
+    sync_users,
+)
 from upshift.warehouse import REPO_ROOT, WarehouseSettings
 
 pytestmark = pytest.mark.slow
@@ -341,11 +351,15 @@ def test_a_429_storm_and_5xx_answers_are_waited_out_and_nothing_is_lost(
     assert_each_event_delivered_once(pg_conn, built, emulator, fault_schema.schema)
 
 
-def test_the_users_step_keeps_up_to_max_requests_in_flight_and_every_user_arrives(
+def test_every_sending_step_keeps_up_to_max_requests_in_flight_and_everything_arrives_once(
     built: WarehouseSettings, emulator: RunningEmulator, pg_conn: psycopg.Connection, fault_schema: SyncSettings
 ) -> None:
     settings = fault_schema.with_overrides(
-        max_requests_in_flight=3, braze_max_objects_per_array=10, iterable_bulk_update_max_users=20
+        max_requests_in_flight=3,
+        braze_max_objects_per_array=10,
+        iterable_bulk_update_max_users=20,
+        iterable_list_max_subscribers=5,
+        iterable_track_bulk_max_events=3,
     )
     emulator.emulator.faults.arm({"braze": {"delay_seconds": 0.2}, "iterable": {"delay_seconds": 0.2}})
     options = SyncOptions(run_id="in-flight", as_of_date=AS_OF)
@@ -357,13 +371,34 @@ def test_the_users_step_keeps_up_to_max_requests_in_flight_and_every_user_arrive
     ):
         braze_summary = sync_users(context, "braze", braze)
         iterable_summary = sync_users(context, "iterable", iterable)
+        calls = api_requests(emulator)
+        emulator.emulator.log.clear()
+        later = {
+            "lists": sync_iterable_lists(context, iterable),
+            "braze_events": sync_events(context, "braze", braze),
+            "iterable_events": sync_events(context, "iterable", iterable),
+        }
+    later_calls = api_requests(emulator)
 
-    calls = api_requests(emulator)
     in_flight = {
         platform: max(call["in_flight"] for call in calls if call["platform"] == platform and call["method"] == "POST")
         for platform in ("braze", "iterable")
     }
     assert in_flight == {"braze": 3, "iterable": 3}
+    # The lists and events steps send through the same bounded pool, each request counted once.
+    for name, path in (
+        ("lists", "/lists/subscribe"),
+        ("braze_events", "/users/track"),
+        ("iterable_events", "/trackBulk"),
+    ):
+        sent = [call for call in later_calls if call["path"].endswith(path)]
+        assert later[name]["requests"] == len(sent) >= 3, name
+        assert max(call["in_flight"] for call in sent) == 3, name
+    assert later["lists"]["failed"] == later["braze_events"]["failed"] == later["iterable_events"]["failed"] == 0
+    assert later["braze_events"]["requests"] == -(-later["braze_events"]["due"] // 10)
+    assert later["iterable_events"]["requests"] == -(-later["iterable_events"]["due"] // 3)
+    assert_destinations_match_the_models(pg_conn, built, emulator)
+    assert_each_event_delivered_once(pg_conn, built, emulator, settings.schema)
     braze_model, iterable_model = (model_users(pg_conn, built, name) for name in ("braze", "iterable"))
     assert braze_summary["sent"] == len(braze_model)
     assert braze_summary["requests"] == -(-len(braze_model) // 10)

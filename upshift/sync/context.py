@@ -4,6 +4,7 @@ dbt models it reads, the errors table and the sync log."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -254,11 +255,8 @@ class StepLog:
         return summary
 
 
-def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), max(1, size)):
-        yield items[start : start + size]
-
-
-def samples(ids: Iterable[str], size: int) -> list[str]:
-    """A few ids (never emails) to show in logs and summaries."""
-    return sorted(ids)[:size]
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of at most `size` items, in order; `items` is read as they are needed (a stream)."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, max(1, size))):
+        yield batch

@@ -24,13 +24,16 @@ newest already synced sends nothing unless forced.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from psycopg import sql
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from upshift.sync.clients import BrazeClient, IterableClient
@@ -42,10 +45,9 @@ from upshift.sync.context import (
     newer_state_synced,
     record_errors,
     resolve_errors,
-    samples,
     skipped_backfill,
 )
-from upshift.sync.destinations import Destination, destination_for, typed_or_failures
+from upshift.sync.destinations import Destination, Failures, destination_for, typed_or_failures
 from upshift.sync.errors import (
     AmbiguousDelivery,
     DestinationAuthError,
@@ -56,6 +58,7 @@ from upshift.sync.errors import (
     redact,
 )
 from upshift.sync.fields import EVENT_PROPERTY_TYPES, check_declared
+from upshift.sync.pipeline import Answered, send_in_order
 
 logger = logging.getLogger("upshift.sync")
 
@@ -63,24 +66,56 @@ STEP = "events"
 AMBIGUOUS = "ambiguous_delivery"
 
 
-def load_model_events(context: SyncContext, target: Destination) -> list[dict[str, Any]]:
-    query = sql.SQL(
-        "select event_id, {} as user_id, event_name, occurred_at, properties from {} order by occurred_at, event_id"
-    ).format(sql.Identifier(target.events_user_column), context.model(target.events_model))
-    return context.fetch(query)
+# The model's events with their ledger row (if any), in send order.
+_EVENTS = """
+select model.event_id, model.{user} as user_id, model.event_name, model.occurred_at, model.properties,
+    ledger.status, ledger.attempts
+from {model} as model
+left join {ledger} as ledger on ledger.destination = %(destination)s and ledger.event_id = model.event_id
+{where}
+order by model.occurred_at, model.event_id
+"""
 
 
-def load_ledger(context: SyncContext, target: Destination) -> dict[str, dict[str, Any]]:
-    """The ledger rows of the events the model holds now (not the whole history of the ledger)."""
-    query = sql.SQL(
-        "select ledger.event_id, ledger.user_id, ledger.event_name, ledger.status, ledger.attempts, "
-        "ledger.last_attempt_at from {} as ledger where ledger.destination = %s "
-        "and ledger.event_id in (select model.event_id from {} as model)"
+def _events_query(context: SyncContext, target: Destination, where: str = "") -> sql.Composed:
+    return sql.SQL(_EVENTS).format(
+        user=sql.Identifier(target.events_user_column),
+        model=context.model(target.events_model),
+        ledger=context.state("event_ledger"),
+        where=sql.SQL(where),
     )
-    rows = context.fetch(
-        query.format(context.state("event_ledger"), context.model(target.events_model)), (target.name,)
-    )
-    return {row["event_id"]: row for row in rows}
+
+
+def stream_model_events(context: SyncContext, target: Destination, name: str) -> Iterator[dict[str, Any]]:
+    """The model's events with their ledger status, from a server-side cursor (memory flat in events).
+
+    WITH HOLD: one snapshot, so the ledger rows the step writes meanwhile never change what it reads.
+    """
+    with context.conn.cursor(name=f"upshift_{target.name}_{name}", row_factory=dict_row, withhold=True) as cursor:
+        cursor.itersize = 2000
+        cursor.execute(_events_query(context, target), {"destination": target.name})
+        yield from cursor
+
+
+def _events_by_id(context: SyncContext, target: Destination, event_ids: list[str]) -> list[dict[str, Any]]:
+    """The model's events among `event_ids` (those proven lost by a reconciliation), in send order."""
+    where = "where model.event_id = any(%(ids)s)"
+    return context.fetch(_events_query(context, target, where), {"destination": target.name, "ids": event_ids})
+
+
+def _survey(context: SyncContext, target: Destination) -> dict[str, Any]:
+    """One pass over the model's events: how many are due, sent, ambiguous, and sample due ids."""
+    counts = dict.fromkeys(("considered", "due", "sent", "ambiguous"), 0)
+    due_samples: list[str] = []
+    size = context.settings.sample_size
+    for event in stream_model_events(context, target, "event_survey"):
+        counts["considered"] += 1
+        status = _status_for_sending(target, event)
+        counts[status] += 1
+        if status == "due" and size and (len(due_samples) < size or event["event_id"] < due_samples[-1]):
+            bisect.insort(due_samples, event["event_id"])
+            del due_samples[size:]
+    return {**counts, "due_samples": due_samples}
 
 
 class _Delivery:
@@ -101,47 +136,48 @@ def sync_events(context: SyncContext, destination: str, client: BrazeClient | It
     newest = newer_state_synced(context, destination)
     if newest is not None:
         return skipped_backfill(log, summary, newest)
-    events = load_model_events(context, target)
-    check_declared((event["properties"] or {} for event in events), EVENT_PROPERTY_TYPES, f"{destination} events")
-    summary.update(considered=len(events), reconciled_sent=0, reconciled_resend=0, reconcile_rounds=0)
+    check_declared([dict.fromkeys(_property_names(context, target))], EVENT_PROPERTY_TYPES, f"{destination} events")
+    summary.update(reconciled_sent=0, reconciled_resend=0, reconcile_rounds=0)
     if not options.dry_run:
         if client is None:
             raise ValueError("sync_events needs a client unless options.dry_run is set")
         if not target.events_resendable:
             _flag_interrupted_batches(context, destination)
         _add_reconciled(summary, target.resolve_ambiguous(context, client, wait=False)[0])
-    ledger = load_ledger(context, target)
-    due, held = [], defaultdict(list)
-    for event in events:
-        status = _status_for_sending(target, ledger.get(event["event_id"]))
-        (due.append(event) if status == "due" else held[status].append(event["event_id"]))
+    survey = _survey(context, target)
     summary.update(
-        due=len(due),
-        already_sent=len(held["sent"]),
-        ambiguous=len(held["ambiguous"]),
-        samples={"due": samples((event["event_id"] for event in due), settings.sample_size)},
+        considered=survey["considered"],
+        due=survey["due"],
+        already_sent=survey["sent"],
+        ambiguous=survey["ambiguous"],
+        samples={"due": survey["due_samples"]},
     )
-    log.counts.update(considered=len(events), unchanged=len(held["sent"]))
+    log.counts.update(considered=survey["considered"], unchanged=survey["sent"])
     if options.dry_run:
         logger.info(
             "%s events (dry run, nothing sent): %d due, %d already sent, %d ambiguous",
             destination,
-            len(due),
-            len(held["sent"]),
-            len(held["ambiguous"]),
+            survey["due"],
+            survey["sent"],
+            survey["ambiguous"],
         )
         return log.write(summary)
 
     delivery = _Delivery()
-    _deliver(context, target, client, due, delivery)
-    by_id = {event["event_id"]: event for event in events}
+    if survey["due"]:
+        events = stream_model_events(context, target, "event_changes")
+        try:
+            due = (event for event in events if _status_for_sending(target, event) == "due")
+            _deliver(context, target, client, due, delivery)
+        finally:
+            events.close()  # closes the server-side cursor when delivery stopped early
     while delivery.problem is None and summary["reconcile_rounds"] < settings.braze_reconcile_rounds:
         if not _open_ambiguous(context, destination):
             break
         summary["reconcile_rounds"] += 1
         counts, lost = target.resolve_ambiguous(context, client, wait=True)
         _add_reconciled(summary, counts)
-        _deliver(context, target, client, [by_id[event_id] for event_id in lost if event_id in by_id], delivery)
+        _deliver(context, target, client, _events_by_id(context, target, lost), delivery)
     undelivered = _open_ambiguous(context, destination)
     summary.update(
         sent=delivery.sent,
@@ -159,11 +195,11 @@ def sync_events(context: SyncContext, destination: str, client: BrazeClient | It
     logger.info(
         "%s events: %d considered, %d sent, %d failed, %d ambiguous, %d already sent, %d requests",
         destination,
-        len(events),
+        survey["considered"],
         delivery.sent,
         delivery.failed,
         undelivered,
-        len(held["sent"]),
+        survey["sent"],
         delivery.requests,
     )
     if delivery.problem is not None:
@@ -189,44 +225,103 @@ def _add_reconciled(summary: dict[str, Any], counts: dict[str, int]) -> None:
 
 
 def _deliver(
-    context: SyncContext, target: Destination, client: Any, due: list[dict[str, Any]], delivery: _Delivery
+    context: SyncContext, target: Destination, client: Any, due: Iterable[dict[str, Any]], delivery: _Delivery
 ) -> None:
-    """Send `due` in batches through the ledger; stop at a transport failure (delivery.problem)."""
+    """Send `due` in batches through the ledger, up to `max_requests_in_flight` at once (pipeline.py).
+
+    Each batch is typed and committed `pending` in this thread before it is handed to a sender,
+    and settled here once answered; a transport failure (delivery.problem) stops further batches
+    (those in flight are still settled). An auth error is raised once the others are settled.
+    """
     destination = target.name
-    for batch in batches(due, target.event_batch_size):
-        typed, failures = typed_or_failures(
-            batch, lambda event: event["event_id"], _present_properties, EVENT_PROPERTY_TYPES
-        )
-        sendable = [
-            {**event, "typed_properties": typed[event["event_id"]]} for event in batch if event["event_id"] in typed
-        ]
-        ids = [event["event_id"] for event in sendable]
-        if sendable:
-            delivery.requests += 1
+    fatal: DestinationAuthError | None = None
+
+    def prepared() -> Iterator[tuple[list[dict[str, Any]], Failures]]:
+        """Typed batches, each marked pending (committed) just before it is sent."""
+        for batch in batches(due, target.event_batch_size):
+            typed, failures = typed_or_failures(
+                batch, lambda event: event["event_id"], _present_properties, EVENT_PROPERTY_TYPES
+            )
+            sendable = [
+                {**event, "typed_properties": typed[event["event_id"]]} for event in batch if event["event_id"] in typed
+            ]
+            if not sendable:
+                _settle(context, destination, [], failures)
+                _count(delivery, [], failures)
+                continue
             _mark_pending(context, destination, sendable)
+            yield sendable, failures
+
+    def send(item: tuple[list[dict[str, Any]], Failures]) -> _Answer:
+        sendable, _ = item
+        ids = [event["event_id"] for event in sendable]
+        try:
+            return _Answer(target.send_events(client, sendable))
+        except DestinationAuthError:
+            raise
+        except AmbiguousDelivery as error:
+            return _Answer({}, unclear={event_id: redact(str(error)) for event_id in ids})
+        except DestinationRejected as rejected:
+            return _Answer(target.rejected(rejected, ids, "events"))
+        except DestinationError as error:
+            return _Answer({event_id: ("request_failed", redact(str(error))) for event_id in ids}, problem=error)
+
+    def settle(answered: list[Answered[tuple[list[dict[str, Any]], Failures], _Answer]]) -> None:
+        nonlocal fatal
+        for item in answered:
+            sendable, failures = item.batch
             try:
-                failures.update(target.send_events(client, sendable))
-            except DestinationAuthError:
-                raise
-            except AmbiguousDelivery as error:
-                unclear = {event_id: redact(str(error)) for event_id in ids}
-                _settle(context, destination, [], failures, ambiguous=unclear)
+                answer = item.future.result()
+            except DestinationAuthError as error:  # left pending: a later run treats it as interrupted
+                fatal = fatal or error
+                continue
+            if answer.unclear:
+                _settle(context, destination, [], failures, ambiguous=answer.unclear)
                 delivery.failed += len(failures)
                 delivery.rejected += len(failures)
-                delivery.ambiguous += len(ids)
+                delivery.ambiguous += len(answer.unclear)
                 continue
-            except DestinationRejected as rejected:
-                failures.update(target.rejected(rejected, ids, "events"))
-            except DestinationError as error:
-                failures.update({event_id: ("request_failed", redact(str(error))) for event_id in ids})
-                delivery.problem = error
-        accepted = [event_id for event_id in ids if event_id not in failures]
-        _settle(context, destination, accepted, failures)
-        delivery.sent += len(accepted)
-        delivery.failed += len(failures)
-        delivery.rejected += sum(1 for reason, _ in failures.values() if reason != "request_failed")
-        if delivery.problem is not None:
-            return
+            failures = {**failures, **answer.failures}
+            accepted = [event["event_id"] for event in sendable if event["event_id"] not in failures]
+            _settle(context, destination, accepted, failures)
+            _count(delivery, accepted, failures)
+            delivery.problem = delivery.problem or answer.problem
+
+    delivery.requests += send_in_order(
+        prepared(),
+        send,
+        settle,
+        width=context.settings.max_requests_in_flight,
+        name=f"upshift-{destination}-events",
+        stopped=lambda: delivery.problem is not None or fatal is not None,
+    )
+    if fatal is not None:
+        raise fatal
+
+
+class _Answer:
+    """A sender's outcome for one event batch: row failures, the events in doubt, or the stopping failure."""
+
+    __slots__ = ("failures", "problem", "unclear")
+
+    def __init__(
+        self, failures: Failures, *, unclear: dict[str, str] | None = None, problem: DestinationError | None = None
+    ) -> None:
+        self.failures = failures
+        self.unclear = unclear or {}
+        self.problem = problem
+
+
+def _count(delivery: _Delivery, accepted: list[str], failures: Failures) -> None:
+    delivery.sent += len(accepted)
+    delivery.failed += len(failures)
+    delivery.rejected += sum(1 for reason, _ in failures.values() if reason != "request_failed")
+
+
+def _property_names(context: SyncContext, target: Destination) -> list[str]:
+    """Every property name the model's events carry (checked against the declared types)."""
+    query = sql.SQL("select distinct jsonb_object_keys(properties) as name from {} where properties is not null")
+    return [row["name"] for row in context.fetch(query.format(context.model(target.events_model)))]
 
 
 def _present_properties(event: dict[str, Any]) -> dict[str, Any]:
@@ -245,8 +340,9 @@ def _open_ambiguous(context: SyncContext, destination: str) -> int:
 
 
 def _status_for_sending(target: Destination, row: dict[str, Any] | None) -> str:
-    """due (send now), sent, or ambiguous (no idempotency key: reconcile first)."""
-    if row is None or row["status"] == "failed":
+    """due (send now), sent, or ambiguous (no idempotency key: reconcile first). `row` is the
+    event's ledger row (None or a None status: never attempted)."""
+    if row is None or row["status"] in (None, "failed"):
         return "due"
     if row["status"] == "sent":
         return "sent"

@@ -32,14 +32,17 @@ from upshift.sync.context import (
     resolve_errors,
     skipped_backfill,
 )
-from upshift.sync.destinations import destination_for
+from upshift.sync.destinations import Failures, destination_for
 from upshift.sync.errors import DestinationAuthError, DestinationError, SyncRunFailed, redact
 from upshift.sync.outcomes import NOT_A_FAILURE_ON_UNSUBSCRIBE, iterable_row_failures
+from upshift.sync.pipeline import Answered, send_in_order
 
 logger = logging.getLogger("upshift.sync")
 
 STEP = "lists"
 DESTINATION = "iterable"
+# One request's worth: subscribe (True) or unsubscribe, the list's name, the user ids.
+Membership = tuple[bool, str, list[str]]
 
 
 def plan_memberships(
@@ -78,6 +81,7 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
         "considered": plan["considered"],
         "subscribe": plan["subscribe"],
         "unsubscribe": plan["unsubscribe"],
+        "minimum_requests": plan["minimum_requests"],
         "lists_to_create": sorted(name for name in plan["entry_lists"] or [] if name not in known),
         "samples": {
             "subscribe": list(plan["subscribe_samples"] or []),
@@ -98,35 +102,55 @@ def sync_iterable_lists(context: SyncContext, client: IterableClient | None) -> 
     refuse_mass_removal(context, "iterable lists", summary["unsubscribe"], plan["held"])
 
     list_ids = _ensure_lists(context, client, summary["lists_to_create"], known)
-    done = failed = rejected = retried = requests = 0
+    totals = dict.fromkeys(("done", "failed", "rejected", "retried", "requests"), 0)
     problem: DestinationError | None = None
-    if summary["subscribe"] or summary["unsubscribe"]:
-        memberships = _stream_memberships(context)
-        for subscribe, name, batch in memberships:
-            requests += 1
-            subscribers = [{"userId": user_id} for user_id in batch]
+    fatal: DestinationAuthError | None = None
+
+    def send(item: Membership) -> tuple[Failures, DestinationError | None]:
+        """One subscribe or unsubscribe call: its row failures, and the transport failure that stops the step."""
+        subscribe, name, batch = item
+        subscribers = [{"userId": user_id} for user_id in batch]
+        ids = {user: user for user in batch}
+        try:
+            if subscribe:
+                return iterable_row_failures(client.subscribe(list_ids[name], subscribers), ids), None
+            body = client.unsubscribe(list_ids[name], subscribers)
+            return iterable_row_failures(body, ids, ignore=NOT_A_FAILURE_ON_UNSUBSCRIBE), None
+        except DestinationAuthError:
+            raise
+        except DestinationError as error:
+            return {user: ("request_failed", redact(str(error))) for user in batch}, error
+
+    def settle(answered: list[Answered[Membership, tuple[Failures, DestinationError | None]]]) -> None:
+        """Each answered batch in its own transaction (a batch is one list, one direction)."""
+        nonlocal problem, fatal
+        for item in answered:
+            subscribe, name, batch = item.batch
             try:
-                if subscribe:
-                    body = client.subscribe(list_ids[name], subscribers)
-                    failures = iterable_row_failures(body, {user: user for user in batch})
-                else:
-                    body = client.unsubscribe(list_ids[name], subscribers)
-                    failures = iterable_row_failures(
-                        body, {user: user for user in batch}, ignore=NOT_A_FAILURE_ON_UNSUBSCRIBE
-                    )
-            except DestinationAuthError:
-                raise
-            except DestinationError as error:
-                failures = {user: ("request_failed", redact(str(error))) for user in batch}
-                problem = error
+                failures, stop = item.future.result()
+            except DestinationAuthError as error:
+                fatal = fatal or error
+                continue
+            problem = problem or stop
             accepted = [user for user in batch if user not in failures]
-            retried += _commit_membership(context, name, subscribe, accepted, failures)
-            done += len(accepted)
-            failed += len(failures)
-            rejected += sum(1 for reason, _ in failures.values() if reason != "request_failed")
-            if problem is not None:
-                memberships.close()  # closes the server-side cursor
-                break
+            totals["retried"] += _commit_membership(context, name, subscribe, accepted, failures)
+            totals["done"] += len(accepted)
+            totals["failed"] += len(failures)
+            totals["rejected"] += sum(1 for reason, _ in failures.values() if reason != "request_failed")
+
+    if summary["subscribe"] or summary["unsubscribe"]:
+        totals["requests"] = send_in_order(
+            _stream_memberships(context),
+            send,
+            settle,
+            width=context.settings.max_requests_in_flight,
+            name="upshift-iterable-lists",
+            stopped=lambda: problem is not None or fatal is not None,
+        )
+    if fatal is not None:
+        raise fatal
+    done, failed, retried, requests = totals["done"], totals["failed"], totals["retried"], totals["requests"]
+    rejected = totals["rejected"]
     _forget_users_with_nothing_left(context)
     summary.update(sent=done, failed=failed, retried=retried, requests=requests)
     log.counts.update(sent=done, failed=failed, retried=retried, removed=summary["unsubscribe"])
@@ -189,7 +213,12 @@ select
         as subscribe_samples,
     (array_agg(distinct user_id collate "C" order by user_id collate "C") filter (where not subscribe))[
         1:%(samples)s
-    ] as unsubscribe_samples
+    ] as unsubscribe_samples,
+    -- the fewest requests that carry them: a request is one list, one direction, `size` users
+    (
+        select coalesce(sum(ceil(n::numeric / %(size)s)), 0)::int
+        from (select count(*) as n from changes group by subscribe, name) as per_list
+    ) as minimum_requests
 from changes
 """
 
@@ -212,6 +241,7 @@ def _params(context: SyncContext) -> dict[str, Any]:
         "destination": DESTINATION,
         "full_resync": context.options.full_resync,
         "samples": context.settings.sample_size,
+        "size": max(1, context.settings.iterable_list_max_subscribers),
     }
 
 
@@ -220,7 +250,7 @@ def _plan_counts(context: SyncContext) -> dict[str, Any]:
     return context.fetch(_memberships(context, _PLAN), _params(context))[0]
 
 
-def _stream_memberships(context: SyncContext) -> Iterator[tuple[bool, str, list[str]]]:
+def _stream_memberships(context: SyncContext) -> Iterator[Membership]:
     """(subscribe, list name, user ids) batches of at most `iterable_list_max_subscribers`,
     read from a server-side cursor (WITH HOLD: one snapshot, unaffected by the commits)."""
     size = max(1, context.settings.iterable_list_max_subscribers)

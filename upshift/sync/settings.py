@@ -53,6 +53,9 @@ class SyncSettings:
     # Requests of one users step in flight at once per destination (each still under the
     # client-side limiter; a 429 pauses every thread). 1: one batch at a time.
     max_requests_in_flight: int = 4
+    # Answered users of a users step saved per state transaction (a commit costs an fsync; a
+    # run killed before one sends those users again, which is idempotent).
+    users_per_commit: int = 1000
 
     braze_max_objects_per_array: int = 75
     braze_max_objects_combined: int = 0  # 0: no combined cap; 50 or 75 on newer contracts

@@ -18,9 +18,7 @@ through the destination's own path first (Iterable users/updateEmail).
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from psycopg import sql
@@ -41,6 +39,7 @@ from upshift.sync.context import (
 from upshift.sync.destinations import Destination, Failures, destination_for, typed_or_failures
 from upshift.sync.errors import DestinationAuthError, DestinationError, DestinationRejected, SyncRunFailed, redact
 from upshift.sync.fields import ATTRIBUTE_TYPES, check_declared
+from upshift.sync.pipeline import Answered, send_in_order
 
 logger = logging.getLogger("upshift.sync")
 
@@ -93,14 +92,16 @@ select
     (array_agg(user_id order by user_id collate "C") filter (where kind = 'changed'))[1:%(samples)s]
         as changed_samples,
     (array_agg(user_id order by user_id collate "C") filter (where kind = 'removed'))[1:%(samples)s]
-        as removed_samples
+        as removed_samples,
+    -- every attribute a changed user sends or clears (checked against the declared types)
+    (
+        select array_agg(distinct field)
+        from kinded as sent,
+            jsonb_object_keys(coalesce(sent.payload, '{{}}'::jsonb) || coalesce(sent.accepted_payload, '{{}}'::jsonb))
+                as field
+        where sent.kind is not null
+    ) as fields
 from kinded
-"""
-
-_KEYS = """
-select distinct field
-from kinded, jsonb_object_keys(coalesce(payload, '{{}}'::jsonb) || coalesce(accepted_payload, '{{}}'::jsonb)) as field
-where kind is not null
 """
 
 # Model users in id order, then the removed ones (the order plan_user_changes gives).
@@ -117,13 +118,9 @@ def _joined(context: SyncContext, target: Destination, tail: str) -> sql.Compose
 
 
 def _plan_counts(context: SyncContext, target: Destination) -> dict[str, Any]:
+    """Counts, samples and the fields to send, from one pass of the comparison."""
     params = _params(context, target)
     return context.fetch(_joined(context, target, _COUNTS), {**params, "samples": context.settings.sample_size})[0]
-
-
-def _fields_to_send(context: SyncContext, target: Destination) -> list[str]:
-    rows = context.fetch(_joined(context, target, _KEYS), _params(context, target))
-    return [row["field"] for row in rows]
 
 
 def _params(context: SyncContext, target: Destination) -> dict[str, Any]:
@@ -197,7 +194,7 @@ def sync_users(context: SyncContext, destination: str, client: BrazeClient | Ite
     )
     log.counts.update(considered=summary["considered"], unchanged=counts["unchanged"])
     if to_send:
-        check_declared([dict.fromkeys(_fields_to_send(context, target))], ATTRIBUTE_TYPES, f"{destination} users")
+        check_declared([dict.fromkeys(counts["fields"] or [])], ATTRIBUTE_TYPES, f"{destination} users")
     if options.dry_run:
         logger.info("%s users (dry run, nothing sent): %s", destination, _counts_line(summary))
         for kind, ids in summary["samples"].items():
@@ -236,58 +233,61 @@ def sync_users(context: SyncContext, destination: str, client: BrazeClient | Ite
 def _send_all(
     context: SyncContext, target: Destination, client: Any, totals: dict[str, int]
 ) -> DestinationError | None:
-    """Send every batch with up to `max_requests_in_flight` requests at once; commit each batch's
-    state (in this thread, in send order) only once the destination has answered it. Batches
-    answered by the time the oldest is settled share its transaction (one commit, not one each).
+    """Send every batch with up to `max_requests_in_flight` requests at once (pipeline.py);
+    commit each batch's state (in this thread, in send order) only once the destination has
+    answered it. Answered batches share one transaction per `users_per_commit` users: a run
+    killed before a commit sends those users again (attribute updates are idempotent).
 
     A transport failure stops new sends; the batches already in flight are still answered and
     committed. An auth error is raised after the other in-flight batches are committed.
     """
-    in_flight: deque[tuple[list[UserChange], Future[tuple[Failures, DestinationError | None]]]] = deque()
     problem: DestinationError | None = None
     fatal: DestinationAuthError | None = None
-    width = max(1, context.settings.max_requests_in_flight)
 
-    def settle() -> None:
-        """Wait for the oldest batch in flight; commit it with every later one already answered."""
+    def send(batch: list[UserChange]) -> tuple[Failures, DestinationError | None]:
+        return _send_batch(target, client, batch)
+
+    unsaved: list[UserChange] = []
+    unsaved_failures: Failures = {}
+
+    def save() -> None:
+        """Commit the answered batches not yet saved, in one transaction."""
+        if not unsaved:
+            return
+        done, retried = _commit_batch(context, target.name, unsaved, unsaved_failures)
+        totals["accepted"] += sum(1 for change in done if change.kind != "removed")
+        totals["removed"] += sum(1 for change in done if change.kind == "removed")
+        totals["failed"] += len(unsaved_failures)
+        totals["rejected"] += sum(1 for reason, _ in unsaved_failures.values() if reason != "request_failed")
+        totals["retried"] += retried
+        unsaved.clear()
+        unsaved_failures.clear()
+
+    def settle(answered: list[Answered[list[UserChange], tuple[Failures, DestinationError | None]]]) -> None:
         nonlocal problem, fatal
-        answered = [in_flight.popleft()]
-        while in_flight and in_flight[0][1].done():
-            answered.append(in_flight.popleft())
-        sent: list[UserChange] = []
-        failures: Failures = {}
-        for batch, future in answered:
+        for item in answered:
             try:
-                batch_failures, stop = future.result()
+                batch_failures, stop = item.future.result()
             except DestinationAuthError as error:  # every later batch would be refused too
                 fatal = fatal or error
                 continue
             problem = problem or stop
-            sent += batch
-            failures.update(batch_failures)
-        if not sent:
-            return
-        done, retried = _commit_batch(context, target.name, sent, failures)
-        totals["accepted"] += sum(1 for change in done if change.kind != "removed")
-        totals["removed"] += sum(1 for change in done if change.kind == "removed")
-        totals["failed"] += len(failures)
-        totals["rejected"] += sum(1 for reason, _ in failures.values() if reason != "request_failed")
-        totals["retried"] += retried
+            unsaved.extend(item.batch)
+            unsaved_failures.update(batch_failures)
+        if len(unsaved) >= context.settings.users_per_commit or problem is not None or fatal is not None:
+            save()
 
-    with ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"upshift-{target.name}-users") as pool:
-        changes = stream_user_changes(context, target)
-        try:
-            for batch in changes:
-                if problem is not None or fatal is not None:
-                    break
-                totals["requests"] += 1
-                in_flight.append((batch, pool.submit(_send_batch, target, client, batch)))
-                while len(in_flight) >= width or (in_flight and in_flight[0][1].done()):
-                    settle()
-        finally:
-            changes.close()  # closes the server-side cursor when the loop stopped early
-            while in_flight:
-                settle()
+    try:
+        totals["requests"] = send_in_order(
+            stream_user_changes(context, target),
+            send,
+            settle,
+            width=context.settings.max_requests_in_flight,
+            name=f"upshift-{target.name}-users",
+            stopped=lambda: problem is not None or fatal is not None,
+        )
+    finally:
+        save()
     if fatal is not None:
         raise fatal
     return problem
@@ -327,24 +327,32 @@ def _commit_batch(
     state = context.state("user_state")
     with context.conn.transaction(), context.conn.cursor() as cursor:
         if kept:
-            cursor.executemany(
+            # One statement for the whole group (one JSON document unpacked in the server), not a row each.
+            cursor.execute(
                 sql.SQL(
                     "insert into {} (destination, user_id, payload_hash, payload, email, accepted_at, run_id) "
-                    "values (%s, %s, %s, %s, %s, now(), %s) on conflict (destination, user_id) do update set "
+                    "select %s, accepted.user_id, accepted.payload_hash, accepted.payload, accepted.email, now(), %s "
+                    "from jsonb_to_recordset(%s) "
+                    "as accepted (user_id text, payload_hash text, payload jsonb, email text) "
+                    "on conflict (destination, user_id) do update set "
                     "payload_hash = excluded.payload_hash, payload = excluded.payload, email = excluded.email, "
                     "accepted_at = excluded.accepted_at, run_id = excluded.run_id"
                 ).format(state),
-                [
-                    (
-                        destination,
-                        change.user_id,
-                        change.payload_hash,
-                        Jsonb(change.payload),
-                        change.email,
-                        context.options.run_id,
-                    )
-                    for change in kept
-                ],
+                (
+                    destination,
+                    context.options.run_id,
+                    Jsonb(
+                        [
+                            {
+                                "user_id": change.user_id,
+                                "payload_hash": change.payload_hash,
+                                "payload": change.payload,
+                                "email": change.email,
+                            }
+                            for change in kept
+                        ]
+                    ),
+                ),
             )
         if gone:
             # Iterable keeps the row until the lists step has unsubscribed the user too.
