@@ -112,7 +112,7 @@ def _as_text(column: str, spark_type: str) -> str:
     """A Spark expression giving the column as the text COPY reads (timestamps in UTC, with their zone)."""
     quoted = f"`{column}`"
     if spark_type == "timestamp":
-        return f"date_format({quoted}, \"yyyy-MM-dd HH:mm:ss.SSSSSSxxx\")"
+        return f'date_format({quoted}, "yyyy-MM-dd HH:mm:ss.SSSSSSxxx")'
     if spark_type.startswith(("array<", "map<", "struct<")):
         return f"to_json({quoted})"
     return f"cast({quoted} as string)"
