@@ -375,7 +375,15 @@ def test_a_spark_rebuild_after_the_sync_sees_the_delivered_touchpoints(
     published = session.table("upshift_sync.event_ledger").where("status = 'sent'").count()
     next_day = ["--vars", json.dumps({"as_of_date": (AS_OF + dt.timedelta(days=1)).isoformat()})]
 
-    build = ["build", "--select", "+int_touchpoints_delivered", "--exclude-resource-type", "test"]
+    build = [
+        "build",
+        "--select",
+        "+int_touchpoints_delivered",
+        "--exclude-resource-type",
+        "test",
+        "--exclude-resource-type",
+        "unit_test",
+    ]
     run_dbt([*build, *next_day, "--target-path", str(tmp_path)], settings)
 
     model = session.table(f"{settings.layer_schema('intermediate')}.int_touchpoints_delivered")
