@@ -284,3 +284,110 @@ def _plausible_rows(
         _sorted([{key: _normal(value, key) for key, value in row.items()} for row in rows])
         for rows in (on_spark, on_postgres)
     )
+
+
+# Sync on Spark
+#
+# The sync reads its models from the Spark build through the engine's session (staged into the
+# state store, a PostgreSQL) and publishes the state dbt reads back to Spark. The same planted
+# fixtures synced from each engine's build leave the same profiles, lists and events in the
+# emulator; a rerun sends nothing; a Spark rebuild of a later date sees the deliveries.
+
+
+def _destination_state(emulator: Any) -> dict[str, Any]:
+    """What the emulator holds: profiles, list memberships by list name, events (as comparable keys)."""
+    from tests.test_sync import braze_event_keys, braze_profiles, iterable_lists, iterable_profiles
+
+    state = emulator.emulator.state()
+    return {
+        "braze_profiles": braze_profiles(emulator),
+        "iterable_profiles": {
+            user: {"email": profile.get("email"), "dataFields": profile["dataFields"]}
+            for user, profile in iterable_profiles(emulator).items()
+        },
+        "iterable_lists": iterable_lists(emulator),
+        "iterable_field_types": state["iterable"]["field_types"],
+        "braze_events": braze_event_keys(emulator),
+        "iterable_events": sorted(
+            (event["id"], event["eventName"], event["userId"], json.dumps(event["dataFields"], sort_keys=True))
+            for event in state["iterable"]["events"]
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def spark_sync(builds: dict[str, Any], warehouse: WarehouseSettings) -> Iterator[dict[str, Any]]:
+    """The planted fixtures synced from the PostgreSQL build, then (a fresh emulator) from the Spark build, twice."""
+    from tests.test_sync import BRAZE_KEY, ITERABLE_KEY, SETTINGS, api_requests, sync
+    from upshift.emulator import EmulatorSettings, serve_in_thread
+
+    with serve_in_thread(EmulatorSettings(braze_api_key=BRAZE_KEY, iterable_api_key=ITERABLE_KEY)) as emulator:
+        from_postgres = sync(warehouse, emulator, "from-postgres", SETTINGS.with_overrides(schema="upshift_sync_pg"))
+        on_postgres = _destination_state(emulator)
+        emulator.emulator.reset()
+        started = time.monotonic()
+        from_spark = sync(builds["settings"], emulator, "from-spark", SETTINGS)
+        first_seconds = time.monotonic() - started
+        on_spark = _destination_state(emulator)
+        emulator.emulator.log.clear()
+        rerun = sync(builds["settings"], emulator, "from-spark-again", SETTINGS)
+        yield {
+            "from_postgres": from_postgres,
+            "on_postgres": on_postgres,
+            "from_spark": from_spark,
+            "on_spark": on_spark,
+            "rerun": rerun,
+            "rerun_requests": api_requests(emulator),
+            "seconds": first_seconds,
+        }
+
+
+def _sent(summaries: dict[str, dict[str, Any]]) -> dict[str, int]:
+    return {step: summary.get("sent", 0) for step, summary in summaries.items()}
+
+
+def test_the_sync_from_the_spark_build_sends_what_the_postgres_build_sends(spark_sync: dict[str, Any]) -> None:
+    print(f"\nSpark: first sync of the planted fixtures in {spark_sync['seconds']:.1f} s")
+    on_spark, on_postgres = spark_sync["on_spark"], spark_sync["on_postgres"]
+
+    assert on_spark == on_postgres
+    assert _sent(spark_sync["from_spark"]) == _sent(spark_sync["from_postgres"])
+    assert all(on_postgres[part] for part in ("braze_profiles", "iterable_lists", "braze_events", "iterable_events"))
+
+
+def test_a_second_sync_from_spark_sends_nothing(spark_sync: dict[str, Any]) -> None:
+    assert spark_sync["rerun_requests"] == []
+    assert set(_sent(spark_sync["rerun"]).values()) == {0}
+    assert spark_sync["rerun"]["braze_users"]["unchanged"] == spark_sync["from_spark"]["braze_users"]["sent"] > 0
+
+
+def test_a_spark_rebuild_after_the_sync_sees_the_delivered_touchpoints(
+    spark_sync: dict[str, Any], builds: dict[str, Any], pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """The ledger is published to Spark; a build of the next date counts what both destinations
+    accepted. Built into a target schema of its own, so the module's AS_OF build stays as it is."""
+    session = builds["session"]
+    settings = replace(builds["settings"], schema=f"{builds['settings'].schema}_next_day")
+    ledger = pg_conn.execute("select destination, event_id from upshift_sync.event_ledger where status = 'sent'")
+    sent: dict[str, set[str]] = {}
+    for destination, event_id in ledger.fetchall():
+        sent.setdefault(destination, set()).add(event_id)
+    published = session.table("upshift_sync.event_ledger").where("status = 'sent'").count()
+    next_day = ["--vars", json.dumps({"as_of_date": (AS_OF + dt.timedelta(days=1)).isoformat()})]
+
+    build = [
+        "build",
+        "--select",
+        "+int_touchpoints_delivered",
+        "--exclude-resource-type",
+        "test",
+        "--exclude-resource-type",
+        "unit_test",
+    ]
+    run_dbt([*build, *next_day, "--target-path", str(tmp_path)], settings)
+
+    model = session.table(f"{settings.layer_schema('intermediate')}.int_touchpoints_delivered")
+    delivered = {row["touchpoint_id"] for row in model.select("touchpoint_id").collect()}
+    assert published == sum(len(ids) for ids in sent.values())
+    assert delivered == sent["braze"] & sent["iterable"]
+    assert delivered

@@ -142,8 +142,9 @@ class WarehouseSettings:
     raw_schema: str
     home: Path
     embedded: bool
-    # The engine dbt builds on; the raw tables, the gates and the sync stay on PostgreSQL
-    # unless it is spark (see docs/scaling.md for what runs where).
+    # The engine dbt builds on; the raw tables and the gates stay on PostgreSQL unless it is
+    # spark. On spark the PostgreSQL above is the sync's state store, the sync reads its models
+    # from Spark (upshift/sync/on_spark.py; docs/scaling.md says what runs where).
     engine: str = "postgres"
 
     @classmethod

@@ -1,5 +1,9 @@
 """What every sync step shares: the run's options, the connection, the state schema, the
-dbt models it reads, the errors table and the sync log."""
+dbt models it reads, the errors table and the sync log.
+
+The connection is the state store, a PostgreSQL: the warehouse itself when dbt builds on
+PostgreSQL; when it builds on Spark, the PostgreSQL the same `UPSHIFT_PG_*` settings name, with
+the models staged into it from Spark and the state dbt reads published back (on_spark.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -20,6 +24,9 @@ from psycopg.types.json import Jsonb
 from upshift.sync.errors import MassRemovalRefused, SyncModelsOutOfDate, TooManyRejected
 from upshift.sync.settings import SyncSettings
 from upshift.warehouse import WarehouseSettings, connect
+
+if TYPE_CHECKING:
+    from upshift.sync.on_spark import SparkModels
 
 logger = logging.getLogger("upshift.sync")
 
@@ -41,17 +48,24 @@ class SyncOptions:
 
 @dataclass
 class SyncContext:
-    """A step's view of the warehouse. `conn` is autocommit; steps open their own transactions."""
+    """A step's view of the warehouse. `conn` is autocommit; steps open their own transactions.
+
+    `spark` is set when the models live on Spark: `model()` then names their staged copies.
+    """
 
     conn: psycopg.Connection
     marts_schema: str
     options: SyncOptions
     settings: SyncSettings = field(default_factory=SyncSettings)
+    spark: SparkModels | None = None
 
     def state(self, table: str) -> sql.Composed:
         return sql.Identifier(self.settings.schema, table)
 
     def model(self, name: str) -> sql.Composed:
+        """A dbt marts model, for the step's SQL; on Spark, staged on first use (outside a transaction)."""
+        if self.spark is not None:
+            return self.spark.model(self.conn, name)
         return sql.Identifier(self.marts_schema, name)
 
     def fetch(self, query: sql.Composable, params: Any = None) -> list[dict[str, Any]]:
@@ -64,13 +78,36 @@ class SyncContext:
 def open_context(
     warehouse: WarehouseSettings, options: SyncOptions, settings: SyncSettings | None = None
 ) -> Iterator[SyncContext]:
-    """Connect, create the state tables if missing, and check the models' as-of date."""
+    """Connect to the state store, create the state tables if missing, and check the models'
+    as-of date. On Spark, the models are read through the engine's session, and the state dbt
+    reads is published to Spark when the block ends (also when a step failed: what the
+    destinations accepted is recorded either way)."""
     settings = settings or SyncSettings.from_env()
     with connect(warehouse, autocommit=True) as conn:
-        context = SyncContext(conn, warehouse.layer_schema("marts"), options, settings)
+        spark = None
+        if warehouse.engine == "spark":
+            from upshift.sync.on_spark import open_spark_models
+
+            spark = open_spark_models(str(warehouse.home), warehouse.layer_schema("marts"), settings.schema)
+        context = SyncContext(conn, warehouse.layer_schema("marts"), options, settings, spark)
         ensure_state_schema(conn, settings.schema)
-        check_models_as_of(context)
-        yield context
+        try:
+            check_models_as_of(context)
+            yield context
+        except BaseException:
+            if spark is not None:
+                _publish_after_failure(spark, conn)
+            raise
+        if spark is not None:
+            spark.publish(conn)
+
+
+def _publish_after_failure(spark: SparkModels, conn: psycopg.Connection) -> None:
+    """Publish what a failed step recorded, without hiding the step's own error behind this one's."""
+    try:
+        spark.publish(conn)
+    except Exception:
+        logger.exception("publishing the sync state to Spark failed too; the next sync publishes it")
 
 
 def ensure_state_schema(conn: psycopg.Connection, schema: str) -> None:
