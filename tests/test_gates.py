@@ -21,7 +21,8 @@ from psycopg import sql
 from tests.planted import PLANTED_DIR
 from upshift.dbt import run_dbt
 from upshift.gates import GateConfigError, load_stage_plan, run_gate, stage_names
-from upshift.gates.config import EXPECTATIONS_DIR, quote_identifier
+from upshift.gates.config import EXPECTATIONS_DIR
+from upshift.gates.dialect import POSTGRES
 from upshift.local_airflow import PLUGINS_FOLDER
 from upshift.warehouse import AIRFLOW_CONN_ID, WarehouseSettings
 
@@ -68,7 +69,7 @@ def planted(conn: psycopg.Connection, settings: WarehouseSettings, fixture: str,
         (GATE_FIXTURES / fixture)
         .read_text(encoding="utf-8")
         .format(
-            **{layer: quote_identifier(schema) for layer, schema in schemas.items()},
+            **{layer: POSTGRES.quote(schema) for layer, schema in schemas.items()},
             as_of_at=f"cast('{AS_OF} 00:00:00+00' as timestamp with time zone)",
             as_of=f"cast('{AS_OF}' as date)",
         )
@@ -124,10 +125,42 @@ def test_config_thresholds_and_as_of_reach_the_sql() -> None:
     fresh = next(item for item in plan.expectations if item.name == "feed_fresh[bookings.booked_at]")
 
     assert (
-        "cast('2025-06-02 00:00:00+00' as timestamp with time zone) - 36 * interval '1 hour'"
+        "cast('2025-06-02 00:00:00+00' as timestamp with time zone) - 36 * interval '1' hour"
         in (fresh.kwargs["unexpected_rows_query"])
     )
     assert plan.assets["bookings"].schema == "landing"
+
+
+def test_config_writes_each_engines_sql_from_one_suite() -> None:
+    """The suites are one SQL for both engines; the dialect words differ (upshift/gates/dialect.py)."""
+    queries = {
+        engine: {
+            item.name: item.kwargs.get("unexpected_rows_query", "")
+            for stage in ("raw", "sync_payload")
+            for item in load_stage_plan(
+                stage, WarehouseSettings.from_env({"UPSHIFT_WAREHOUSE": engine}), AS_OF
+            ).expectations
+        }
+        for engine in ("postgres", "spark")
+    }
+
+    offer = "offer_personalisation_present[sync_braze__users]"
+    assert "(attributes ? 'upshift_offer_code')" in queries["postgres"][offer]
+    assert "array_contains(json_object_keys(attributes), 'upshift_offer_code')" in queries["spark"][offer]
+    fresh = "feed_fresh[bookings.booked_at]"
+    assert "cast('2025-06-02 00:00:00+00' as timestamp) - 36 * interval '1' hour" in queries["spark"][fresh]
+    assert not any("${" in query or "::" in query for engine in queries.values() for query in engine.values())
+
+
+def test_config_an_unknown_sql_call_is_refused(tmp_path: Path) -> None:
+    shutil.copytree(EXPECTATIONS_DIR, tmp_path, dirs_exist_ok=True)
+    suite = tmp_path / "suites" / "raw.yml"
+    suite.write_text(
+        suite.read_text().replace("${type_of(first_row.${column})} as", "${typeof(first_row.${column})} as")
+    )
+
+    with pytest.raises(GateConfigError, match=r"typeof\(\.\.\.\)\} is not a SQL call"):
+        load_stage_plan("raw", WarehouseSettings.from_env({}), AS_OF, expectations_dir=tmp_path)
 
 
 # --- gates on the warehouse ----------------------------------------------------------------
@@ -195,7 +228,7 @@ def raw_copy(conn: psycopg.Connection, settings: WarehouseSettings, *statements:
                 )
             )
         for statement in statements:
-            conn.execute(statement.format(raw=quote_identifier(copy)))
+            conn.execute(statement.format(raw=POSTGRES.quote(copy)))
     try:
         yield replace(settings, raw_schema=copy)
     finally:

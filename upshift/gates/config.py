@@ -3,7 +3,9 @@
 The suites (`expectations/suites/<stage>.yml`) say what is checked; `expectations/gates.yml`
 says how strictly (severity, thresholds). This module joins the two into a `StagePlan`: every
 expectation expanded over its `for_each` targets, with `${name}` placeholders filled from the
-check's thresholds, the target's variables and the run (as-of date, schemas). It imports no
+check's thresholds, the target's variables and the run (as-of date, schemas), in the SQL of
+the settings' engine (upshift/gates/dialect.py: the few words PostgreSQL and Spark write
+differently). It imports no
 Great Expectations, so a broken configuration fails fast and is testable without a database.
 """
 
@@ -20,6 +22,7 @@ import yaml
 
 from upshift.contract import RULES, ContractError, RawContract, raw_contract
 from upshift.dbt import DBT_PROJECT_DIR
+from upshift.gates.dialect import DIALECTS, Dialect
 from upshift.warehouse import REPO_ROOT, WarehouseSettings
 
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
@@ -34,6 +37,9 @@ EARLIEST_EVENT_VAR = "quarantine_earliest_event_date"
 # dbt's validation batch: the raw gate's window covers at least those days.
 LOOKBACK_VAR = "validation_lookback_days"
 _PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
+# `${name(arg, ...)}`: a dialect call; arguments are (qualified) identifiers.
+_CALL = re.compile(r"\$\{([a-z_][a-z0-9_]*)\(([^(){}$]*)\)\}")
+_CALL_ARGUMENT = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SCHEMA_LAYERS = ("raw", "staging", "intermediate", "marts")
 
@@ -61,13 +67,15 @@ class Asset:
     query: str | None = None
     # A table asset's rows the gate validates, as an SQL condition (None: every row).
     where: str | None = None
+    # The table as the engine's SQL (quoted schema.table); None for a query asset.
+    quoted_table: str | None = None
 
     @property
     def relation(self) -> str:
         """The asset's table as SQL, for re-running an unexpected-rows query to fetch sample rows."""
-        if self.table is None:
+        if self.quoted_table is None:
             raise GateConfigError(f"asset {self.name} is a query; only table assets have a relation")
-        return f"{quote_identifier(self.schema)}.{quote_identifier(self.table)}"
+        return self.quoted_table
 
     @property
     def rows_query(self) -> str | None:
@@ -105,10 +113,7 @@ class StagePlan:
     expectations: list[PlannedExpectation]
     sample_rows: int
     pii_columns: frozenset[str]
-
-
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    engine: str = "postgres"
 
 
 def _read_yaml(path: Path) -> Any:
@@ -176,25 +181,26 @@ def _gates_config(expectations_dir: Path) -> dict[str, Any]:
     return config
 
 
-def _timestamp_literal(day: dt.date) -> Sql:
-    return Sql(f"cast('{day.isoformat()} 00:00:00+00' as timestamp with time zone)")
-
-
 def _run_variables(
-    settings: WarehouseSettings, as_of: dt.date, grace_days: int, window_days: int
+    settings: WarehouseSettings, dialect: Dialect, as_of: dt.date, grace_days: int, window_days: int
 ) -> tuple[dict[str, Any], dict[str, str]]:
+    def midnight(day: dt.date) -> Sql:
+        return Sql(dialect.timestamp_literal(f"{day.isoformat()} 00:00:00+00"))
+
     schemas = {
         "raw": settings.raw_schema,
         **{layer: settings.layer_schema(layer) for layer in ("staging", "intermediate", "marts")},
     }
     return {
         "as_of": as_of,
-        "as_of_at": _timestamp_literal(as_of),
-        "future_cutoff_at": _timestamp_literal(as_of + dt.timedelta(days=grace_days)),
+        "as_of_at": midnight(as_of),
+        "future_cutoff_at": midnight(as_of + dt.timedelta(days=grace_days)),
         "future_grace_days": grace_days,
-        "window_start_at": _timestamp_literal(as_of - dt.timedelta(days=window_days)),
-        "earliest_event_at": _timestamp_literal(earliest_event_date()),
-        **{layer: Sql(quote_identifier(name)) for layer, name in schemas.items()},
+        "window_start_at": midnight(as_of - dt.timedelta(days=window_days)),
+        "earliest_event_at": midnight(earliest_event_date()),
+        **{layer: Sql(dialect.quote(name)) for layer, name in schemas.items()},
+        **{word: Sql(sql_text) for word, sql_text in dialect.words.items()},
+        **dialect.functions(),
     }, schemas
 
 
@@ -213,7 +219,8 @@ def _sql_value(value: Any, name: str, where: str) -> str:
 
 def render(value: Any, variables: Mapping[str, Any], where: str) -> Any:
     """Fill `${name}` placeholders: a whole-string placeholder keeps the variable's type
-    (a threshold stays a number, a value list a list); inside text it is rendered as SQL."""
+    (a threshold stays a number, a value list a list); inside text it is rendered as SQL.
+    Then `${name(arg, ...)}` calls (the dialect's, after the placeholders in their arguments)."""
     if isinstance(value, dict):
         return {key: render(item, variables, where) for key, item in value.items()}
     if isinstance(value, list):
@@ -227,7 +234,18 @@ def render(value: Any, variables: Mapping[str, Any], where: str) -> Any:
     if whole:
         found = variables[whole.group(1)]
         return str(found) if isinstance(found, Sql) else found
-    return _PLACEHOLDER.sub(lambda match: _sql_value(variables[match.group(1)], match.group(1), where), value)
+    text = _PLACEHOLDER.sub(lambda match: _sql_value(variables[match.group(1)], match.group(1), where), value)
+    return _CALL.sub(lambda match: _call(match.group(1), match.group(2), variables, where), text)
+
+
+def _call(name: str, arguments: str, variables: Mapping[str, Any], where: str) -> str:
+    function = variables.get(name)
+    if not callable(function):
+        raise GateConfigError(f"{where}: ${{{name}(...)}} is not a SQL call the dialects define")
+    parts = [part.strip() for part in arguments.split(",")]
+    if not all(_CALL_ARGUMENT.match(part) for part in parts):
+        raise GateConfigError(f"{where}: ${{{name}({arguments})}} takes identifiers only")
+    return str(function(*parts))
 
 
 def _merge(where: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
@@ -240,18 +258,20 @@ def _merge(where: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _window_condition(column: str, variables: Mapping[str, Any]) -> str:
+def _window_condition(column: str, variables: Mapping[str, Any], dialect: Dialect) -> str:
     """The run's window of an event table: the last `window_days` days before as-of and
     anything later, plus the rows no window places (no timestamp, or an implausible one),
     which dbt's validation batch re-reads every run too."""
-    column_sql = quote_identifier(column)
+    column_sql = dialect.quote(column)
     return (
         f"({column_sql} >= {variables['window_start_at']} or {column_sql} is null "
         f"or {column_sql} < {variables['earliest_event_at']})"
     )
 
 
-def _assets(suite: dict[str, Any], schemas: dict[str, str], variables: dict[str, Any], path: Path) -> dict[str, Asset]:
+def _assets(
+    suite: dict[str, Any], schemas: dict[str, str], variables: dict[str, Any], dialect: Dialect, path: Path
+) -> dict[str, Asset]:
     assets = {}
     for name, spec in (suite.get("assets") or {}).items():
         where = f"{path}: asset {name}"
@@ -267,7 +287,10 @@ def _assets(suite: dict[str, Any], schemas: dict[str, str], variables: dict[str,
             key=spec["key"],
             table=spec.get("table"),
             query=render(spec["query"], variables, where) if "query" in spec else None,
-            where=_window_condition(spec["window"], variables) if "window" in spec else None,
+            where=_window_condition(spec["window"], variables, dialect) if "window" in spec else None,
+            quoted_table=f"{dialect.quote(schemas[spec['schema']])}.{dialect.quote(spec['table'])}"
+            if "table" in spec
+            else None,
         )
     if not assets:
         raise GateConfigError(f"{path}: defines no assets")
@@ -376,9 +399,10 @@ def load_stage_plan(
             f"named twice in the suite: {duplicated or 'none'}"
         )
 
-    run_variables, schemas = _run_variables(settings, as_of, future_grace_days(), _window_days(config, checks))
+    dialect = DIALECTS[settings.engine]
+    run_variables, schemas = _run_variables(settings, dialect, as_of, future_grace_days(), _window_days(config, checks))
     pii_columns = frozenset(config.get("pii_columns") or ())
-    assets = _assets(suite, schemas, run_variables, suite_path)
+    assets = _assets(suite, schemas, run_variables, dialect, suite_path)
     expectations = [
         planned
         for entry in entries
@@ -391,4 +415,5 @@ def load_stage_plan(
         expectations=expectations,
         sample_rows=int(config.get("sample_rows", 5)),
         pii_columns=pii_columns,
+        engine=settings.engine,
     )

@@ -1,9 +1,13 @@
 """run_gate: validate one stage's warehouse tables with Great Expectations and judge the result.
 
-Great Expectations runs against the warehouse itself through its SQL datasource (every metric
-is a query; no table is pulled into pandas), in an ephemeral context built here: nothing is
-read from or written to a GX project directory, no GX Cloud, no analytics. One validation
-definition per asset of the stage's suite; together they are the stage's checkpoint.
+Great Expectations runs against the warehouse itself, in an ephemeral context built here:
+nothing is read from or written to a GX project directory, no GX Cloud, no analytics. On
+PostgreSQL through its SQL datasource (every metric is a query; no table is pulled into pandas),
+on Spark (UPSHIFT_WAREHOUSE=spark) through its Spark datasource, each asset a DataFrame of the
+session's table or query (every metric a Spark job). One validation definition per asset of the
+stage's suite; together they are the stage's checkpoint. The two engines differ only in the
+datasource and in how sample rows are fetched (`_PostgresEngine`, `_SparkEngine`); the plan and
+its SQL are the same (upshift/gates/dialect.py renders the few words that differ).
 """
 
 from __future__ import annotations
@@ -11,24 +15,29 @@ from __future__ import annotations
 import datetime as dt
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import sql
 from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 
+from upshift import warehouse
 from upshift.contract import RawContract
 from upshift.gates.config import GX_SEVERITY, Asset, PlannedExpectation, StagePlan, load_stage_plan
 from upshift.gates.report import REPORT_FILE, report_directory, write_report
 from upshift.gates.result import ExpectationResult, GateResult
-from upshift.warehouse import SESSION_ENV, WarehouseSettings, connect, environment, sqlalchemy_url
+from upshift.warehouse import SESSION_ENV, WarehouseSettings
 
 if TYPE_CHECKING:
+    from great_expectations.core.batch_definition import BatchDefinition
     from great_expectations.core.expectation_validation_result import (
         ExpectationSuiteValidationResult,
         ExpectationValidationResult,
     )
     from great_expectations.data_context import AbstractDataContext
+    from pyspark.sql import SparkSession
 
 DATASOURCE_NAME = "upshift_warehouse"
 
@@ -44,41 +53,122 @@ def _context() -> AbstractDataContext:
     return context
 
 
-def _validate(plan: StagePlan, settings: WarehouseSettings) -> list[tuple[Asset, ExpectationSuiteValidationResult]]:
+class _Engine(Protocol):
+    """Where a gate's assets live: GX's datasource for them, and sample rows of a failed query."""
+
+    def environment(self) -> AbstractContextManager[Any]: ...
+
+    def add_datasource(self, context: AbstractDataContext) -> Any: ...
+
+    def batch(self, datasource: Any, asset: Asset) -> tuple[BatchDefinition, dict[str, Any]]: ...
+
+    def sample(self, query: str, asset: Asset, limit: int) -> list[dict[str, Any]]: ...
+
+
+class _PostgresEngine:
+    """GX's generic SQL datasource on the warehouse; samples through psycopg."""
+
+    def __init__(self, settings: WarehouseSettings, conn: psycopg.Connection) -> None:
+        self.settings = settings
+        self.conn = conn
+
+    def environment(self) -> AbstractContextManager[Any]:
+        return warehouse.environment(SESSION_ENV)
+
+    def add_datasource(self, context: AbstractDataContext) -> Any:
+        from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning
+
+        # The generic SQL datasource on purpose: GX's Postgres one validates the URL as a DSN with
+        # a network host and rejects the embedded warehouse's socket directory (`?host=/dir`).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", GxDatasourceWarning)
+            return context.data_sources.add_sql(
+                name=DATASOURCE_NAME, connection_string=warehouse.sqlalchemy_url(self.settings)
+            )
+
+    def batch(self, datasource: Any, asset: Asset) -> tuple[BatchDefinition, dict[str, Any]]:
+        if asset.table is not None and asset.rows_query is None:
+            data_asset = datasource.add_table_asset(name=asset.name, table_name=asset.table, schema_name=asset.schema)
+        else:
+            data_asset = datasource.add_query_asset(name=asset.name, query=asset.rows_query or asset.query)
+        return data_asset.add_batch_definition_whole_table(asset.name), {}
+
+    def sample(self, query: str, asset: Asset, limit: int) -> list[dict[str, Any]]:
+        """Re-run a failed SQL expectation's query with a limit: GX's SUMMARY format keeps only the count."""
+        if asset.rows_query is None:
+            statement = sql.SQL("select * from ({}) as unexpected limit {}").format(
+                sql.SQL(query.format(batch=asset.relation)), sql.Literal(limit)
+            )
+        else:
+            statement = sql.SQL("with gate_batch as ({}) select * from ({}) as unexpected limit {}").format(
+                sql.SQL(asset.rows_query), sql.SQL(query.format(batch="gate_batch")), sql.Literal(limit)
+            )
+        cursor = self.conn.execute(statement)
+        columns = [column.name for column in cursor.description or ()]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+class _SparkEngine:
+    """GX's Spark datasource on the session dbt-spark builds in (upshift.spark.spark_session):
+    each asset a DataFrame of its table, window or query; samples from the same session."""
+
+    def __init__(self, session: SparkSession) -> None:
+        self.session = session
+        self.frames: dict[str, Any] = {}
+
+    def environment(self) -> AbstractContextManager[Any]:
+        return nullcontext()
+
+    def add_datasource(self, context: AbstractDataContext) -> Any:
+        # No spark_config: GX reuses the session as it is (getOrCreate) instead of restarting it.
+        return context.data_sources.add_spark(name=DATASOURCE_NAME)
+
+    def batch(self, datasource: Any, asset: Asset) -> tuple[BatchDefinition, dict[str, Any]]:
+        query = asset.rows_query or asset.query
+        frame = self.session.sql(query) if query is not None else self.session.table(asset.relation)
+        self.frames[asset.name] = frame
+        data_asset = datasource.add_dataframe_asset(name=asset.name)
+        return data_asset.add_batch_definition_whole_dataframe(asset.name), {"dataframe": frame}
+
+    def sample(self, query: str, asset: Asset, limit: int) -> list[dict[str, Any]]:
+        self.frames[asset.name].createOrReplaceTempView("gate_batch")
+        return [row.asDict() for row in self.session.sql(query.format(batch="gate_batch")).limit(limit).collect()]
+
+
+@contextmanager
+def _engine(settings: WarehouseSettings) -> Iterator[_Engine]:
+    if settings.engine == "spark":
+        from upshift.spark import spark_session
+
+        yield _SparkEngine(spark_session(settings.env()))
+        return
+    with _sample_connection(settings) as conn:
+        yield _PostgresEngine(settings, conn)
+
+
+def _validate(plan: StagePlan, engine: _Engine) -> list[tuple[Asset, ExpectationSuiteValidationResult]]:
     import great_expectations as gx
-    from great_expectations.datasource.fluent.interfaces import GxDatasourceWarning
 
     context = _context()
-    # The generic SQL datasource on purpose: GX's Postgres one validates the URL as a DSN with a
-    # network host and rejects the embedded warehouse's socket directory (`?host=/dir`).
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", GxDatasourceWarning)
-        datasource = context.data_sources.add_sql(name=DATASOURCE_NAME, connection_string=sqlalchemy_url(settings))
+    datasource = engine.add_datasource(context)
     outcomes = []
     for asset in plan.assets.values():
         planned = [expectation for expectation in plan.expectations if expectation.asset == asset.name]
         if not planned:
             continue
-        if asset.table is not None and asset.rows_query is None:
-            data_asset = datasource.add_table_asset(name=asset.name, table_name=asset.table, schema_name=asset.schema)
-        else:
-            data_asset = datasource.add_query_asset(name=asset.name, query=asset.rows_query or asset.query)
+        batch_definition, batch_parameters = engine.batch(datasource, asset)
         suite = context.suites.add(gx.ExpectationSuite(name=f"{plan.stage}.{asset.name}"))
         for expectation in planned:
             suite.add_expectation(_expectation(expectation))
         validation = context.validation_definitions.add(
-            gx.ValidationDefinition(
-                name=f"{plan.stage}.{asset.name}",
-                data=data_asset.add_batch_definition_whole_table(asset.name),
-                suite=suite,
-            )
+            gx.ValidationDefinition(name=f"{plan.stage}.{asset.name}", data=batch_definition, suite=suite)
         )
         result_format = {
             "result_format": "SUMMARY",
             "partial_unexpected_count": plan.sample_rows,
             "unexpected_index_column_names": [asset.key],
         }
-        outcomes.append((asset, validation.run(result_format=result_format)))
+        outcomes.append((asset, validation.run(batch_parameters=batch_parameters, result_format=result_format)))
     return outcomes
 
 
@@ -116,27 +206,10 @@ def _lenient(loader: type) -> type:
 def _sample_connection(settings: WarehouseSettings) -> psycopg.Connection:
     """A connection for sample rows: a raw table may hold timestamps no datetime can (a sample
     of exactly those rows is what a failed timestamp check shows)."""
-    conn = connect(settings, autocommit=True)
+    conn = warehouse.connect(settings, autocommit=True)
     for type_name, loader in (("timestamptz", TimestamptzLoader), ("timestamp", TimestampLoader), ("date", DateLoader)):
         conn.adapters.register_loader(type_name, _lenient(loader))
     return conn
-
-
-def _unexpected_rows_sample(
-    conn: psycopg.Connection, planned: PlannedExpectation, asset: Asset, limit: int
-) -> list[dict[str, Any]]:
-    """Re-run a failed SQL expectation's query with a limit: GX's SUMMARY format keeps only the count."""
-    if asset.rows_query is None:
-        query = planned.kwargs["unexpected_rows_query"].format(batch=asset.relation)
-        statement = sql.SQL("select * from ({}) as unexpected limit {}").format(sql.SQL(query), sql.Literal(limit))
-    else:
-        query = planned.kwargs["unexpected_rows_query"].format(batch="gate_batch")
-        statement = sql.SQL("with gate_batch as ({}) select * from ({}) as unexpected limit {}").format(
-            sql.SQL(asset.rows_query), sql.SQL(query), sql.Literal(limit)
-        )
-    cursor = conn.execute(statement)
-    columns = [column.name for column in cursor.description or ()]
-    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _error_message(exception_info: Any) -> str | None:
@@ -156,14 +229,14 @@ def _expectation_result(
     validation: ExpectationValidationResult,
     asset: Asset,
     plan: StagePlan,
-    conn: psycopg.Connection,
+    engine: _Engine,
 ) -> ExpectationResult:
     result = validation.result or {}
     error = _error_message(validation.exception_info)
     samples: list[dict[str, Any]] = []
     if not validation.success and error is None:
         if planned.expectation_type == "UnexpectedRowsExpectation":
-            samples = _unexpected_rows_sample(conn, planned, asset, plan.sample_rows)
+            samples = engine.sample(planned.kwargs["unexpected_rows_query"], asset, plan.sample_rows)
         else:
             samples = list(result.get("partial_unexpected_index_list") or [])
             if not samples:
@@ -202,15 +275,15 @@ def run_gate(
     `contract` replaces the project's raw contract (the sources yml), e.g. with an edited copy.
     """
     plan = load_stage_plan(stage, settings, as_of, contract=contract)
-    with environment(SESSION_ENV):
-        outcomes = _validate(plan, settings)
     by_name = {expectation.name: expectation for expectation in plan.expectations}
     results = []
-    with _sample_connection(settings) as conn:
+    with _engine(settings) as engine:
+        with engine.environment():
+            outcomes = _validate(plan, engine)
         for asset, suite_result in outcomes:
             for validation in suite_result.results:
                 planned = by_name[validation.expectation_config.meta["upshift_name"]]
-                results.append(_expectation_result(planned, validation, asset, plan, conn))
+                results.append(_expectation_result(planned, validation, asset, plan, engine))
     gate = GateResult(
         stage=stage,
         as_of=as_of,
