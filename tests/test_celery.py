@@ -18,6 +18,7 @@ from datetime import date, datetime
 
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 
 from upshift import dbt
@@ -26,11 +27,12 @@ from upshift.local_airflow import (
     POOLS_FILE,
     AirflowApi,
     ExecutorSettings,
+    ExecutorSettingsInvalid,
     LocalAirflow,
     broker_answers,
     free_port,
 )
-from upshift.warehouse import WarehouseSettings
+from upshift.warehouse import REPO_ROOT, WarehouseSettings
 
 AS_OF = date(2025, 6, 2)
 MARKETPLACE = {"clients": 300, "workers": 150, "days": 120, "seed": 7, "dirty_rate": 0.0}
@@ -40,13 +42,61 @@ SYNC_POOLS = ("braze_api", "iterable_api")
 
 EXECUTOR = dataclasses.replace(ExecutorSettings.from_env(), name="celery", workers=WORKERS)
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not broker_answers(EXECUTOR.broker_url),
-        reason=f"no Celery broker answers on {EXECUTOR.broker_address} (set UPSHIFT_CELERY_BROKER_URL)",
-    ),
-]
+CELERY_FILE = REPO_ROOT / "docker-compose.celery.yml"
+on_a_broker = pytest.mark.skipif(
+    not broker_answers(EXECUTOR.broker_url),
+    reason=f"no Celery broker answers on {EXECUTOR.broker_address} (set UPSHIFT_CELERY_BROKER_URL)",
+)
+
+
+def test_the_executor_is_read_from_the_environment() -> None:
+    settings = ExecutorSettings.from_env(
+        {
+            "UPSHIFT_AIRFLOW_EXECUTOR": "Celery",
+            "UPSHIFT_CELERY_BROKER_URL": "redis://:s3cret@broker.internal:6379/2",
+            "UPSHIFT_CELERY_WORKERS": "3",
+        }
+    )
+
+    assert (settings.celery, settings.workers, settings.concurrency) == (True, 3, 2)
+    assert settings.parallelism == 6
+    assert "s3cret" not in settings.describe() + repr(settings)
+    assert settings.describe().endswith("broker redis://broker.internal:6379/2")
+    assert ExecutorSettings.from_env({}) == ExecutorSettings(name="local")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("UPSHIFT_AIRFLOW_EXECUTOR", "kubernetes"), ("UPSHIFT_CELERY_WORKERS", "two"), ("UPSHIFT_CELERY_WORKERS", "0")],
+)
+def test_a_bad_executor_setting_is_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ExecutorSettingsInvalid, match=name):
+        ExecutorSettings.from_env({"UPSHIFT_AIRFLOW_EXECUTOR": "celery", name: value})
+
+
+def test_the_local_celery_stack_sets_what_the_compose_file_sets(tmp_path) -> None:
+    """The same [celery] options as docker-compose.celery.yml, the result backend on this stack's
+    metadata database, and a queue of its own (stacks sharing a broker never run each other's tasks)."""
+    settings = WarehouseSettings.from_env({"UPSHIFT_HOME": str(tmp_path), "UPSHIFT_PG_HOST": "127.0.0.1"})
+    stacks = [
+        LocalAirflow(settings, home=tmp_path / name, metadata_database="meta", executor=EXECUTOR) for name in "ab"
+    ]
+    compose = yaml.safe_load(CELERY_FILE.read_text())["x-celery-environment"]
+
+    environment = stacks[0].environment()
+
+    assert {name for name in compose} <= set(environment)
+    assert environment["AIRFLOW__CORE__EXECUTOR"] == compose["AIRFLOW__CORE__EXECUTOR"]
+    assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
+    assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].split("?")[0].endswith("/meta")
+    assert environment["AIRFLOW__CELERY__BROKER_URL"] == EXECUTOR.broker_url
+    assert stacks[0].celery_queue != stacks[1].celery_queue
+    assert environment["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == stacks[0].celery_queue
+    assert len(set(stacks[0].workers)) == WORKERS
+
+
+def test_no_broker_answers_on_a_closed_port() -> None:
+    assert broker_answers(f"redis://127.0.0.1:{free_port()}/0", timeout=1) is False
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +150,8 @@ def _running_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
     return most
 
 
+@pytest.mark.slow
+@on_a_broker
 def test_the_stack_runs_on_celery_with_its_own_workers(stack: LocalAirflow, api: AirflowApi) -> None:
     environment = stack.environment()
 
@@ -110,6 +162,8 @@ def test_the_stack_runs_on_celery_with_its_own_workers(stack: LocalAirflow, api:
     assert stack._silent_workers() == []
 
 
+@pytest.mark.slow
+@on_a_broker
 def test_every_task_succeeds_on_the_workers(instances: list[dict]) -> None:
     states = {instance["task_id"]: instance["state"] for instance in instances}
 
@@ -117,6 +171,8 @@ def test_every_task_succeeds_on_the_workers(instances: list[dict]) -> None:
     assert {task: state for task, state in states.items() if state != "success"} == {}
 
 
+@pytest.mark.slow
+@on_a_broker
 def test_tasks_ran_on_both_workers(stack: LocalAirflow, instances: list[dict]) -> None:
     by_worker: dict[str, int] = {}
     for instance in instances:
@@ -126,6 +182,8 @@ def test_tasks_ran_on_both_workers(stack: LocalAirflow, instances: list[dict]) -
     assert all(count >= 1 for count in by_worker.values())
 
 
+@pytest.mark.slow
+@on_a_broker
 def test_the_sync_pools_hold_across_workers(api: AirflowApi, instances: list[dict]) -> None:
     """Each sync task ran in its pool, and no pool had more tasks running at once than its slots.
 

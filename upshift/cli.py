@@ -366,6 +366,7 @@ def check_configuration() -> None:
     WarehouseSettings.from_env()
     try:
         SyncSettings.from_env()
+        local_airflow.ExecutorSettings.from_env()
     except ValueError as error:
         raise WarehouseError(str(error)) from error
 
