@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime
 
@@ -37,7 +38,8 @@ from upshift.warehouse import REPO_ROOT, WarehouseSettings
 AS_OF = date(2025, 6, 2)
 MARKETPLACE = {"clients": 300, "workers": 150, "days": 120, "seed": 7, "dirty_rate": 0.0}
 WORKERS = 2
-RUN_TIMEOUT = 900
+# A ceiling, not a target: the run took ~N s here; the machine it shares may be much slower.
+RUN_TIMEOUT = 2400
 SYNC_POOLS = ("braze_api", "iterable_api")
 
 EXECUTOR = dataclasses.replace(ExecutorSettings.from_env(), name="celery", workers=WORKERS)
@@ -151,6 +153,7 @@ def _running_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT + 600)
 @on_a_broker
 def test_the_stack_runs_on_celery_with_its_own_workers(stack: LocalAirflow, api: AirflowApi) -> None:
     environment = stack.environment()
@@ -163,6 +166,7 @@ def test_the_stack_runs_on_celery_with_its_own_workers(stack: LocalAirflow, api:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT + 600)
 @on_a_broker
 def test_every_task_succeeds_on_the_workers(instances: list[dict]) -> None:
     states = {instance["task_id"]: instance["state"] for instance in instances}
@@ -172,17 +176,20 @@ def test_every_task_succeeds_on_the_workers(instances: list[dict]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT + 600)
 @on_a_broker
 def test_tasks_ran_on_both_workers(stack: LocalAirflow, instances: list[dict]) -> None:
-    by_worker: dict[str, int] = {}
-    for instance in instances:
-        by_worker[instance["hostname"]] = by_worker.get(instance["hostname"], 0) + 1
+    # The scheduler finishes an EmptyOperator itself (no worker, no hostname).
+    executed = [instance for instance in instances if instance["operator"] != "EmptyOperator"]
 
+    by_worker = Counter(instance["hostname"] for instance in executed)
+
+    assert len(executed) > 20
     assert set(by_worker) == set(stack.workers), by_worker
-    assert all(count >= 1 for count in by_worker.values())
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT + 600)
 @on_a_broker
 def test_the_sync_pools_hold_across_workers(api: AirflowApi, instances: list[dict]) -> None:
     """Each sync task ran in its pool, and no pool had more tasks running at once than its slots.
