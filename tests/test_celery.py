@@ -129,7 +129,7 @@ def stack(warehouse: WarehouseSettings, pg_conn: psycopg.Connection, tmp_path_fa
 
 @pytest.fixture(scope="module")
 def api(stack: LocalAirflow) -> AirflowApi:
-    api = stack.wait_until_ready(timeout=300)
+    api = stack.wait_until_ready(timeout=600)
     api.unpause(DAG_ID)
     return api
 

@@ -111,8 +111,16 @@ class AirflowApi:
 
     def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float = 900, poll: float = 2) -> str:
         """Poll until the run succeeds or fails; returns its final state."""
+        import requests
+
         deadline = time.monotonic() + timeout
-        while (state := self.run_state(dag_id, run_id)) not in FINISHED_RUN_STATES:
+        while True:
+            try:
+                state = self.run_state(dag_id, run_id)
+            except requests.Timeout:
+                state = "unknown (the api-server did not answer in time)"  # a busy machine: ask again
+            if state in FINISHED_RUN_STATES:
+                return state
             if time.monotonic() > deadline:
                 raise DagRunFailed(f"{dag_id} run {run_id} still {state} after {timeout:.0f}s")
             time.sleep(poll)
