@@ -124,7 +124,6 @@ class AirflowApi:
             if time.monotonic() > deadline:
                 raise DagRunFailed(f"{dag_id} run {run_id} still {state} after {timeout:.0f}s")
             time.sleep(poll)
-        return state
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         """Every task instance of the run as the API gives it (state, hostname, pool, start_date, end_date, ...)."""
