@@ -162,7 +162,7 @@ def test_the_stack_runs_on_celery_with_its_own_workers(stack: LocalAirflow, api:
     assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
     assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].split("?")[0].endswith(f"/{stack.metadata_database}")
     assert len(stack.workers) == WORKERS
-    assert stack._silent_workers() == []
+    assert stack.silent_workers() == []
 
 
 @pytest.mark.slow

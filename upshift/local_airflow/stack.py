@@ -254,7 +254,7 @@ class LocalAirflow:
             self._raise_if_exited()
             status = api.health()
             unhealthy = sorted(name for name, part in status.items() if part.get("status") != "healthy")
-            silent = self._silent_workers() if status and not unhealthy else self.workers
+            silent = self.silent_workers() if status and not unhealthy else self.workers
             if status and not unhealthy and not silent and api.dag_is_parsed(DAG_ID):
                 return api
             if time.monotonic() > deadline:
@@ -266,7 +266,7 @@ class LocalAirflow:
                 )
             time.sleep(1)
 
-    def _silent_workers(self) -> list[str]:
+    def silent_workers(self) -> list[str]:
         """This stack's Celery workers that do not answer a ping on the broker yet."""
         if not self.workers:
             return []
