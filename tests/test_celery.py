@@ -38,7 +38,7 @@ from upshift.warehouse import REPO_ROOT, WarehouseSettings
 AS_OF = date(2025, 6, 2)
 MARKETPLACE = {"clients": 300, "workers": 150, "days": 120, "seed": 7, "dirty_rate": 0.0}
 WORKERS = 2
-# A ceiling, not a target: the run took 1,542 s here at load averages 20-30 on 2 CPUs.
+# A ceiling, not a target: the run took 1,130-1,542 s here at load averages 10-30 on 2 CPUs.
 RUN_TIMEOUT = 2400
 SYNC_POOLS = ("braze_api", "iterable_api")
 
