@@ -3,6 +3,7 @@
     python -m benchmarks --users 100000                    # every scenario
     python -m benchmarks --users 100000 --scenarios scoring,sync,memory
     python -m benchmarks --users 300 --days 30 --out /tmp/bench   # the smoke size the tests use
+    python -m benchmarks --users 100000 --scenarios dag --executor celery   # the DAG on 2 Celery workers
 
 The warehouse server comes from the `UPSHIFT_PG_*` variables (unset: the embedded PostgreSQL);
 the benchmark works in databases of its own (`upshift_bench`, `upshift_bench_daily_*`), created
@@ -20,10 +21,12 @@ import os
 import platform
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks.scenarios import SCENARIOS, Bench
+from upshift.local_airflow.config import ExecutorSettings
 from upshift.warehouse import WarehouseSettings, ensure_warehouse
 
 BENCH_DATABASE = "upshift_bench"
@@ -43,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="folder for JSON + Markdown")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
+    parser.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        help="the dag scenario's Airflow executor (default UPSHIFT_AIRFLOW_EXECUTOR, else local); celery runs "
+        "UPSHIFT_CELERY_WORKERS (default 2) local workers on UPSHIFT_CELERY_BROKER_URL (default local Redis)",
+    )
     return parser
 
 
@@ -55,7 +64,15 @@ def run(argv: Sequence[str] | None = None, server: WarehouseSettings | None = No
         raise SystemExit(f"unknown scenarios {unknown}; choose from {sorted(SCENARIOS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     server = ensure_warehouse(server or WarehouseSettings.from_env())
-    bench = Bench(server=server, users=args.users, days=args.days, as_of=args.as_of, out_dir=args.out.resolve())
+    executor = ExecutorSettings.from_env()
+    bench = Bench(
+        server=server,
+        users=args.users,
+        days=args.days,
+        as_of=args.as_of,
+        out_dir=args.out.resolve(),
+        executor=replace(executor, name=args.executor or executor.name),
+    )
     settings = bench.database(BENCH_DATABASE)
     result = _write(args, bench)
     try:

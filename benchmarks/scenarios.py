@@ -5,7 +5,8 @@
 - `daily`: a day's build (the day before built first) with 30 and with 365 days of history,
   same users.
 - `dag`: `upgrade_readiness` under a real local scheduler (dry run) against one `dbt build`
-  of the same models on the same data.
+  of the same models on the same data; on the LocalExecutor, or on Celery workers
+  (`--executor celery`, the stack's `ExecutorSettings`), with the tasks each worker ran.
 - `sync`: every user is new to both destinations, against the emulator with its documented
   rate limits; then the same sync again, when nothing changed.
 - `memory`: peak RSS of the generator, gates, sync and report processes (measured by the
@@ -20,6 +21,7 @@ import math
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +32,7 @@ from psycopg import sql
 
 from benchmarks.measure import run_child, timed
 from upshift import dbt
+from upshift.local_airflow.config import ExecutorSettings
 from upshift.warehouse import WarehouseSettings
 
 # Raw event table -> the user column its per-user aggregation groups by (the floor's pass).
@@ -56,6 +59,8 @@ class Bench:
     as_of: dt.date
     out_dir: Path
     seed: int = 42
+    # The local Airflow's executor for the `dag` scenario (UPSHIFT_AIRFLOW_EXECUTOR, ...; --executor).
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings.from_env)
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
 
@@ -210,6 +215,7 @@ def dag(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
         metadata_database=f"{settings.database}_airflow",
         home=bench.out_dir / "airflow",
         quiet=True,
+        executor=bench.executor,
     )
     stack.prepare()
     stack.start()
@@ -220,12 +226,14 @@ def dag(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
         run_id = api.trigger(DAG_ID, bench.as_of, {"dry_run": True})
         state = api.wait_for_run(DAG_ID, run_id, timeout=6 * 3600)
         dag_seconds = time.perf_counter() - started
-        states = api.task_states(DAG_ID, run_id)
+        instances = api.task_instances(DAG_ID, run_id)
     finally:
         stack.stop()
         bench.drop(replace(settings, database=stack.metadata_database))
-    return {
+    states = {instance["task_id"]: instance["state"] for instance in instances}
+    figures: dict[str, Any] = {
         "users": bench.users,
+        "executor": bench.executor.describe(),
         "dag_state": state,
         "tasks": len(states),
         "task_states": state_counts(states),
@@ -234,6 +242,9 @@ def dag(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
         "dag_vs_build": dag_seconds / build_seconds,
         "goal_dag_vs_build_max": 1.5,
     }
+    if bench.executor.celery:
+        figures["tasks_per_worker"] = dict(Counter(instance["hostname"] for instance in instances).most_common())
+    return figures
 
 
 def _emulator_ceilings() -> tuple[Any, dict[str, float]]:

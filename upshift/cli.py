@@ -136,7 +136,7 @@ def _start_airflow(
     started = _step(f"Airflow metadata database `{stack.metadata_database}` on the warehouse server, pools")
     stack.prepare()
     _done(started)
-    started = _step(f"start Airflow on {stack.url}: {', '.join(local_airflow.SERVICES)} (LocalExecutor)")
+    started = _step(f"start Airflow on {stack.url}: {', '.join(local_airflow.SERVICES)} ({stack.executor.describe()})")
     stack.start()
     try:
         api = stack.wait_until_ready()
@@ -366,6 +366,7 @@ def check_configuration() -> None:
     WarehouseSettings.from_env()
     try:
         SyncSettings.from_env()
+        local_airflow.ExecutorSettings.from_env()
     except ValueError as error:
         raise WarehouseError(str(error)) from error
 

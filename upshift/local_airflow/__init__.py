@@ -1,8 +1,10 @@
 """Run the upshift DAGs on this machine: a real local Airflow, or one in-process run.
 
 `LocalAirflow` (stack.py) starts Airflow's api-server, scheduler, dag-processor and triggerer
-on loopback (LocalExecutor), with the metadata database on the warehouse's PostgreSQL server
-(database `airflow` by default; the embedded server is reached through its socket). The demo,
+on loopback (LocalExecutor; or the CeleryExecutor with local `airflow celery worker` processes
+on a configured broker, `ExecutorSettings` in config.py), with the metadata database on the
+warehouse's PostgreSQL server (database `airflow` by default; the embedded server is reached
+through its socket). The demo,
 `airflow up` and the scheduler tests use it; `AirflowApi` (api.py) talks to it over the REST
 API (/api/v2) the UI uses. The local stack runs only what is triggered (`[scheduler]
 use_job_schedule` off), so starting it never starts scoring today on its own; docker-compose
@@ -27,6 +29,8 @@ from upshift.local_airflow.config import (
     AirflowNotReady,
     DagRunFailed,
     EmulatorKeys,
+    ExecutorSettings,
+    ExecutorSettingsInvalid,
     airflow_environment,
     airflow_home,
     configure,
@@ -37,6 +41,7 @@ from upshift.local_airflow.stack import (
     DEFAULT_PORT,
     SERVICES,
     LocalAirflow,
+    broker_answers,
     free_port,
     recorded_url,
     stop_process_groups,
@@ -54,9 +59,12 @@ __all__ = [
     "AirflowNotReady",
     "DagRunFailed",
     "EmulatorKeys",
+    "ExecutorSettings",
+    "ExecutorSettingsInvalid",
     "LocalAirflow",
     "airflow_environment",
     "airflow_home",
+    "broker_answers",
     "configure",
     "create_pools",
     "destinations_configured",

@@ -37,13 +37,13 @@ class AirflowApi:
         return response
 
     def health(self) -> dict[str, dict]:
-        """Per-component health, or {} while the api-server does not answer yet (or answers too
-        slowly: a starting api-server on a loaded machine can take longer than the timeout)."""
+        """Per-component health, or {} while the api-server does not answer (in time) yet."""
         import requests
 
         try:
             response = self.session.get(f"{self.url}/api/v2/monitor/health", timeout=5)
         except (requests.ConnectionError, requests.Timeout):
+            # Not up yet, or too busy to answer in time (a loaded machine): ask again later.
             return {}
         return response.json() if response.ok else {}
 
@@ -111,19 +111,29 @@ class AirflowApi:
 
     def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float = 900, poll: float = 2) -> str:
         """Poll until the run succeeds or fails; returns its final state."""
+        import requests
+
         deadline = time.monotonic() + timeout
-        while (state := self.run_state(dag_id, run_id)) not in FINISHED_RUN_STATES:
+        while True:
+            try:
+                state = self.run_state(dag_id, run_id)
+            except requests.Timeout:
+                state = "unknown (the api-server did not answer in time)"  # a busy machine: ask again
+            if state in FINISHED_RUN_STATES:
+                return state
             if time.monotonic() > deadline:
                 raise DagRunFailed(f"{dag_id} run {run_id} still {state} after {timeout:.0f}s")
             time.sleep(poll)
-        return state
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        """Every task instance of the run as the API gives it (state, hostname, pool, start_date, end_date, ...)."""
+        return self._request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}).json()[
+            "task_instances"
+        ]
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
         """Every task of the run and its state (None: never scheduled)."""
-        instances = self._request(
-            "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
-        ).json()["task_instances"]
-        return {instance["task_id"]: instance["state"] for instance in instances}
+        return {instance["task_id"]: instance["state"] for instance in self.task_instances(dag_id, run_id)}
 
     def clear_run(self, dag_id: str, run_id: str) -> None:
         """Rerun every task of a run, as "Clear" on the whole run does in the UI."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,78 @@ DAG_ID = "upgrade_readiness"
 # Task logs at warnings and errors, dbt printing only failures: for a terminal where a person
 # waits for the summary rather than reads every task's log.
 QUIET = {"AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", "DBT_QUIET": "true"}
+
+
+class ExecutorSettingsInvalid(ValueError):
+    """UPSHIFT_AIRFLOW_EXECUTOR / UPSHIFT_CELERY_* hold a value the local stack cannot run."""
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """The executor of the local stack: `local` (LocalExecutor, the default) or `celery`
+    (CeleryExecutor, `workers` local `airflow celery worker` processes on `broker_url`, each
+    running `concurrency` tasks at once; Celery's results in the Airflow metadata database), as
+    docker-compose.celery.yml configures it. Read from UPSHIFT_AIRFLOW_EXECUTOR,
+    UPSHIFT_CELERY_BROKER_URL, UPSHIFT_CELERY_WORKERS and UPSHIFT_CELERY_WORKER_CONCURRENCY.
+    """
+
+    name: str = "local"
+    # Holds the broker's password, if any: it goes to the services' environment, never a log.
+    broker_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    workers: int = 2
+    concurrency: int = 2
+
+    def __post_init__(self) -> None:
+        if self.name not in ("local", "celery"):
+            raise ExecutorSettingsInvalid(f"UPSHIFT_AIRFLOW_EXECUTOR={self.name!r}: use local or celery.")
+        if self.workers < 1 or self.concurrency < 1:
+            raise ExecutorSettingsInvalid(
+                f"UPSHIFT_CELERY_WORKERS={self.workers} / UPSHIFT_CELERY_WORKER_CONCURRENCY={self.concurrency}: "
+                "both must be at least 1."
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ExecutorSettings:
+        defaults = cls()
+        return cls(
+            name=(env.get("UPSHIFT_AIRFLOW_EXECUTOR") or defaults.name).strip().lower(),
+            broker_url=env.get("UPSHIFT_CELERY_BROKER_URL") or defaults.broker_url,
+            workers=_count("UPSHIFT_CELERY_WORKERS", env, defaults.workers),
+            concurrency=_count("UPSHIFT_CELERY_WORKER_CONCURRENCY", env, defaults.concurrency),
+        )
+
+    @property
+    def celery(self) -> bool:
+        return self.name == "celery"
+
+    @property
+    def airflow_name(self) -> str:
+        """The value of Airflow's [core] executor."""
+        return "CeleryExecutor" if self.celery else "LocalExecutor"
+
+    @property
+    def parallelism(self) -> int:
+        """Task instances running at once: 4 on the LocalExecutor, the workers' slots on Celery."""
+        return self.workers * self.concurrency if self.celery else 4
+
+    def describe(self) -> str:
+        if not self.celery:
+            return self.airflow_name
+        return f"{self.airflow_name}, {self.workers} workers x {self.concurrency} slots, broker {self.broker_address}"
+
+    @property
+    def broker_address(self) -> str:
+        """The broker URL without its password, for messages."""
+        scheme, _, rest = self.broker_url.partition("://")
+        return f"{scheme}://{rest.rpartition('@')[2]}"
+
+
+def _count(name: str, env: Mapping[str, str], default: int) -> int:
+    text = env.get(name) or str(default)
+    try:
+        return int(text)
+    except ValueError:
+        raise ExecutorSettingsInvalid(f"{name}={text!r} is not a whole number.") from None
 
 
 class DagRunFailed(RuntimeError):

@@ -1,7 +1,13 @@
-"""The local Airflow stack: its four services and the API emulator as processes on loopback.
+"""The local Airflow stack: its four services and the API emulator as processes on loopback,
+plus N `airflow celery worker` processes when the executor is Celery (`ExecutorSettings`).
 
 Started by `LocalAirflow`, recorded in `services.json` so `airflow down` (`stop_recorded`) can
 stop a stack left running; each service runs in its own process group, stopped as a group.
+
+On Celery every stack gets a queue and worker names of its own (`upshift-<id>`), so stacks
+sharing one broker (tests, a benchmark and a demo on one machine) never run each other's tasks;
+each worker reports its Celery node name as the task instances' hostname (`worker_hostname`),
+so the UI and the REST API show which worker ran a task.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from upshift.local_airflow.config import (
     QUIET,
     AirflowNotReady,
     EmulatorKeys,
+    ExecutorSettings,
     airflow_environment,
     airflow_home,
 )
@@ -34,6 +41,7 @@ SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 EMULATOR = "emulator"
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 8080
+WORKER_NAME_VARIABLE = "UPSHIFT_CELERY_WORKER_NAME"
 
 
 def free_port(preferred: int | None = None) -> int:
@@ -67,9 +75,13 @@ class LocalAirflow:
     # tests that watch a task fail through its retries. Set through an Airflow cluster policy
     # (`airflow_local_settings.py` in the home's config folder), so the DAG file is untouched.
     retry_delay_seconds: float | None = None
+    # LocalExecutor, or Celery with local workers (UPSHIFT_AIRFLOW_EXECUTOR=celery, ...).
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings.from_env)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict, repr=False)
     emulator_keys: EmulatorKeys = field(default_factory=EmulatorKeys, repr=False)
     emulator_port: int = 0
+    # This stack's Celery queue, and the prefix of its workers' node names.
+    celery_queue: str = field(default_factory=lambda: f"upshift-{secrets.token_hex(4)}")
 
     def __post_init__(self) -> None:
         self.home = self.home or airflow_home(self.settings)
@@ -83,6 +95,13 @@ class LocalAirflow:
     @property
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def workers(self) -> list[str]:
+        """The Celery node names of this stack's workers (none on the LocalExecutor)."""
+        if not self.executor.celery:
+            return []
+        return [f"{self.celery_queue}-worker-{number}@{LOOPBACK}" for number in range(1, self.executor.workers + 1)]
 
     @property
     def state_file(self) -> Path:
@@ -106,8 +125,8 @@ class LocalAirflow:
                 # A few connections per process: the embedded server allows 100 in all.
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "2",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "4",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__EXECUTOR": self.executor.airflow_name,
+                "AIRFLOW__CORE__PARALLELISM": str(self.executor.parallelism),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
                 "AIRFLOW__API__HOST": LOOPBACK,
                 "AIRFLOW__API__PORT": str(self.port),
@@ -130,9 +149,22 @@ class LocalAirflow:
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             }
         )
+        if self.executor.celery:
+            env.update(self._celery_environment())
         if self.quiet:
             env.update(QUIET)
         return env
+
+    def _celery_environment(self) -> dict[str, str]:
+        """What docker-compose.celery.yml sets, for local workers: broker, result backend on the
+        metadata database, slots per worker, and this stack's own queue."""
+        metadata_url = sqlalchemy_url(self.settings, self.metadata_database, session_options=False)
+        return {
+            "AIRFLOW__CELERY__BROKER_URL": self.executor.broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_url}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.executor.concurrency),
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.celery_queue,
+        }
 
     def _jwt_secret(self) -> str:
         """One signing key per home, shared by the services (and kept for `airflow down`/restarts)."""
@@ -178,7 +210,8 @@ class LocalAirflow:
             raise AirflowNotReady(f"Preparing the Airflow metadata database failed; see {log_file}")
 
     def start(self) -> LocalAirflow:
-        """Start the emulator and the four Airflow services; `wait_until_ready` tells when they serve."""
+        """Start the emulator, the four Airflow services and any Celery workers; `wait_until_ready`
+        tells when they serve."""
         self.service_logs.mkdir(parents=True, exist_ok=True)
         env = self.environment()
         commands = {
@@ -186,8 +219,22 @@ class LocalAirflow:
             "api-server": ["-m", "airflow", "api-server", "--host", LOOPBACK, "--port", str(self.port)],
             **{service: ["-m", "airflow", service] for service in SERVICES if service != "api-server"},
         }
+        environments = {EMULATOR: {**env, **self.emulator_keys.emulator_env()}}
+        for node in self.workers:
+            service = node.partition("@")[0].removeprefix(f"{self.celery_queue}-")
+            commands[service] = [
+                *("-m", "airflow", "celery", "worker", "--celery-hostname", node),
+                *("--queues", self.celery_queue, "--concurrency", str(self.executor.concurrency)),
+                # Task logs are files in the home every service shares; no log server per worker.
+                "--skip-serve-logs",
+            ]
+            environments[service] = {
+                **env,
+                WORKER_NAME_VARIABLE: node,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+            }
         for service, arguments in commands.items():
-            service_env = {**env, **self.emulator_keys.emulator_env()} if service == EMULATOR else env
+            service_env = environments.get(service, env)
             with (self.service_logs / f"{service}.log").open("w") as out:
                 # Own session: Ctrl-C in the terminal reaches us, and we stop each service cleanly.
                 self.processes[service] = subprocess.Popen(
@@ -212,14 +259,31 @@ class LocalAirflow:
             self._raise_if_exited()
             status = api.health()
             unhealthy = sorted(name for name, part in status.items() if part.get("status") != "healthy")
-            if status and not unhealthy and api.dag_is_parsed(DAG_ID):
+            silent = self.silent_workers() if status and not unhealthy else self.workers
+            if status and not unhealthy and not silent and api.dag_is_parsed(DAG_ID):
                 return api
             if time.monotonic() > deadline:
                 detail = f"unhealthy: {unhealthy}" if status else f"no answer from {self.url}"
+                if status and not unhealthy and silent:
+                    detail = f"Celery workers not answering on {self.executor.broker_address}: {silent}"
                 raise AirflowNotReady(
                     f"Airflow did not get ready in {timeout:.0f}s ({detail}); see {self.service_logs}"
                 )
             time.sleep(1)
+
+    def silent_workers(self) -> list[str]:
+        """This stack's Celery workers that do not answer a ping on the broker yet."""
+        if not self.workers:
+            return []
+        from celery import Celery
+
+        app = Celery(broker=self.executor.broker_url)
+        try:
+            replies = app.control.ping(destination=self.workers, timeout=1.0)
+        finally:
+            app.close()
+        answered = {node for reply in replies for node in reply}
+        return [node for node in self.workers if node not in answered]
 
     def _raise_if_exited(self) -> None:
         for name, process in self.processes.items():
@@ -239,6 +303,24 @@ class LocalAirflow:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def worker_hostname() -> str:
+    """Airflow's [core] hostname_callable in a local Celery worker: its node name, so task
+    instances record which of the workers on this one host ran them."""
+    return os.environ[WORKER_NAME_VARIABLE]
+
+
+def broker_answers(broker_url: str, timeout: float = 2) -> bool:
+    """Whether a Celery broker (Redis, RabbitMQ, ...) accepts a connection at `broker_url`."""
+    from kombu import Connection
+
+    try:
+        with Connection(broker_url, connect_timeout=timeout) as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5)
+    except Exception:  # noqa: BLE001 - refused, unknown host, bad auth: the broker does not answer
+        return False
+    return True
 
 
 def _terminate_with_parent() -> None:
