@@ -57,9 +57,11 @@ def secured(warehouse: WarehouseSettings) -> WarehouseSettings:
 
 @pytest.fixture(scope="module")
 def loaded(secured: WarehouseSettings, pg_conn: psycopg.Connection) -> WarehouseSettings:
-    from upshift.generator import generate_marketplace
+    from upshift.generator import GenerationOptions, generate_marketplace
 
-    generate_marketplace(pg_conn, schema=secured.raw_schema, as_of=AS_OF, progress=False, **MARKETPLACE)
+    generate_marketplace(
+        pg_conn, GenerationOptions(schema=secured.raw_schema, as_of=AS_OF, progress=False, **MARKETPLACE)
+    )
     pg_conn.commit()
     return secured
 
