@@ -1,10 +1,10 @@
 """Benchmark the marketplace generator: rows/s, total events and peak RSS at a given size.
 
-    python benchmarks/bench_generator.py --users 100000 --dsn "host=127.0.0.1 user=postgres"
+    UPSHIFT_PG_HOST=127.0.0.1 UPSHIFT_PG_USER=postgres python benchmarks/bench_generator.py --users 100000
 
 Writes into its own schema (default `bench_raw`), replacing that schema's tables, so it
-never touches the raw schema the dbt project reads. Without --dsn the PG* environment
-variables are used.
+never touches the raw schema the dbt project reads. The server is the warehouse's
+(upshift.warehouse.connect: the UPSHIFT_PG_* variables, unset the embedded PostgreSQL).
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ import resource
 import sys
 from pathlib import Path
 
-import psycopg
-
 # Runnable from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from upshift.generator import generate_marketplace
+from upshift.generator import GenerationOptions, generate_marketplace
 from upshift.generator.generate import CHUNK_USERS
-from upshift.warehouse import pin_time_zone
+from upshift.warehouse import connect
 
 CLIENT_SHARE = 0.7
 
@@ -35,24 +33,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--dirty-rate", type=float, default=0.005)
     parser.add_argument("--schema", default="bench_raw")
-    parser.add_argument("--dsn", default="")
+    parser.add_argument(
+        "--database", default=None, help="database of the warehouse server (default: UPSHIFT_PG_DATABASE)"
+    )
     parser.add_argument("--chunk-users", type=int, default=CHUNK_USERS, help="users generated per chunk")
     parser.add_argument("--quiet", action="store_true", help="no per-chunk progress lines")
     args = parser.parse_args(argv)
 
     clients = round(args.users * CLIENT_SHARE)
-    with pin_time_zone(psycopg.connect(args.dsn)) as conn:
+    with connect(database=args.database) as conn:
         report = generate_marketplace(
             conn,
-            schema=args.schema,
-            clients=clients,
-            workers=args.users - clients,
-            days=args.days,
-            as_of=args.as_of,
-            seed=args.seed,
-            dirty_rate=args.dirty_rate,
-            progress=not args.quiet,
-            chunk_users=args.chunk_users,
+            GenerationOptions(
+                schema=args.schema,
+                clients=clients,
+                workers=args.users - clients,
+                days=args.days,
+                as_of=args.as_of,
+                seed=args.seed,
+                dirty_rate=args.dirty_rate,
+                progress=not args.quiet,
+                chunk_users=args.chunk_users,
+            ),
         )
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

@@ -27,13 +27,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from psycopg import sql
 
 from benchmarks.measure import run_child, timed
 from upshift import dbt
 from upshift.local_airflow.config import ExecutorSettings
-from upshift.warehouse import WarehouseSettings
+from upshift.warehouse import WarehouseSettings, connect
 
 # Raw event table -> the user column its per-user aggregation groups by (the floor's pass).
 EVENT_TABLES = {
@@ -47,6 +46,8 @@ EVENT_TABLES = {
 }
 CLIENT_SHARE = 0.7
 FLOOR_SCHEMA = "bench_floor"
+# How many of a build's nodes (models, tests, seeds) the figures list by their own time.
+SLOWEST_NODES = 12
 
 
 @dataclass
@@ -66,18 +67,14 @@ class Bench:
 
     def database(self, name: str) -> WarehouseSettings:
         """A fresh database `name` on the server (dropped first if it exists)."""
-        with psycopg.connect(**self.server.conninfo("postgres"), autocommit=True) as admin:
+        with connect(self.server, database="postgres", autocommit=True) as admin:
             admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
             admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
         return self.server.with_database(name)
 
     def drop(self, settings: WarehouseSettings) -> None:
-        with psycopg.connect(**self.server.conninfo("postgres"), autocommit=True) as admin:
+        with connect(self.server, database="postgres", autocommit=True) as admin:
             admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(settings.database)))
-
-
-def _dsn(settings: WarehouseSettings) -> str:
-    return " ".join(f"{key}={value}" for key, value in settings.conninfo().items())
 
 
 def generate(bench: Bench, settings: WarehouseSettings, days: int) -> dict[str, Any]:
@@ -100,34 +97,26 @@ def generate(bench: Bench, settings: WarehouseSettings, days: int) -> dict[str, 
             settings.raw_schema,
             "--quiet",
         ],
-        env={**settings.env(), **_libpq_env(settings)},
+        env=settings.env(),
     )
     bench.peak_rss_mib["generator"] = max(bench.peak_rss_mib.get("generator", 0.0), child.peak_rss_mib)
     count = sql.SQL("select count(*) from {}")
-    with psycopg.connect(**settings.conninfo(), autocommit=True) as conn:
+    with connect(settings, autocommit=True) as conn:
         events = sum(
             conn.execute(count.format(sql.Identifier(settings.raw_schema, table))).fetchone()[0]
             for table in EVENT_TABLES
         )
-    return {"seconds": child.seconds, "events": events}
+    return {"seconds": child.seconds, "events": events, "peak_rss_mib": child.peak_rss_mib}
 
 
-def _libpq_env(settings: WarehouseSettings) -> dict[str, str]:
-    """PG* variables for a child that connects with libpq defaults (the generator's --dsn '')."""
-    info = settings.conninfo()
-    env = {"PGHOST": str(info["host"]), "PGPORT": str(info["port"]), "PGUSER": str(info["user"])}
-    env["PGDATABASE"] = str(info["dbname"])
-    if settings.password:
-        env["PGPASSWORD"] = settings.password
-    return env
-
-
-def dbt_build(bench: Bench, settings: WarehouseSettings, as_of: dt.date) -> float:
-    """Seconds for one `dbt build` of the whole project (data tests included, unit tests not).
+def dbt_build(bench: Bench, settings: WarehouseSettings, as_of: dt.date) -> dict[str, Any]:
+    """One `dbt build` of the whole project (data tests included, unit tests not): its seconds,
+    and from its run_results.json the thread-seconds of models and of tests and the slowest nodes.
 
     Its artifacts go to the bench's folder: the project's target/ holds the manifest a running
     Airflow renders the DAG from, which a build there would rewrite under it.
     """
+    target = bench.out_dir / "dbt-target"
     with timed() as timer:
         dbt.run_dbt(
             [
@@ -137,17 +126,32 @@ def dbt_build(bench: Bench, settings: WarehouseSettings, as_of: dt.date) -> floa
                 "--vars",
                 json.dumps({"as_of_date": as_of.isoformat()}),
                 "--target-path",
-                str(bench.out_dir / "dbt-target"),
+                str(target),
                 "--quiet",
             ],
             settings,
         )
-    return timer.seconds
+    return {"seconds": timer.seconds, **node_timings(target / "run_results.json")}
+
+
+def node_timings(run_results: Path, top: int = SLOWEST_NODES) -> dict[str, Any]:
+    """Thread-seconds of a dbt run's models and tests, and its `top` slowest nodes (name: seconds)."""
+    results = json.loads(run_results.read_text(encoding="utf-8"))["results"]
+    seconds: dict[str, float] = {}
+    for result in results:
+        kind = result["unique_id"].split(".")[0]
+        seconds[kind] = seconds.get(kind, 0.0) + result["execution_time"]
+    slowest = sorted(results, key=lambda result: result["execution_time"], reverse=True)[:top]
+    return {
+        "models_thread_s": round(seconds.get("model", 0.0), 1),
+        "tests_thread_s": round(seconds.get("test", 0.0), 1),
+        "slowest_s": {result["unique_id"].split(".")[2]: round(result["execution_time"], 1) for result in slowest},
+    }
 
 
 def floor(settings: WarehouseSettings) -> float:
     """Seconds for one bare per-user aggregation over each raw event table."""
-    with psycopg.connect(**settings.conninfo(), autocommit=True) as conn:
+    with connect(settings, autocommit=True) as conn:
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(FLOOR_SCHEMA)))
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(FLOOR_SCHEMA)))
         with timed() as timer:
@@ -166,17 +170,22 @@ def floor(settings: WarehouseSettings) -> float:
 def scoring(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
     """Full build vs floor on the bench's world (generated here)."""
     generated = generate(bench, settings, bench.days)
-    build_seconds = dbt_build(bench, settings, bench.as_of)
+    build = dbt_build(bench, settings, bench.as_of)
+    build_seconds = build["seconds"]
     floor_seconds = floor(settings)
     return {
         "users": bench.users,
         "days": bench.days,
         "events": generated["events"],
         "generate_s": generated["seconds"],
+        "generator_peak_rss_mib": generated["peak_rss_mib"],
         "dbt_build_s": build_seconds,
         "floor_s": floor_seconds,
         "build_vs_floor": build_seconds / floor_seconds if floor_seconds else math.nan,
         "goal_build_vs_floor_max": 3.0,
+        "build_models_thread_s": build["models_thread_s"],
+        "build_tests_thread_s": build["tests_thread_s"],
+        "build_slowest_s": build["slowest_s"],
     }
 
 
@@ -190,8 +199,12 @@ def daily(bench: Bench, _settings: WarehouseSettings) -> dict[str, Any]:
         settings = bench.database(f"upshift_bench_daily_{days}")
         try:
             figures[f"events_{days}d"] = generate(bench, settings, days)["events"]
-            figures[f"first_build_{days}d_s"] = dbt_build(bench, settings, bench.as_of - dt.timedelta(days=1))
-            figures[f"daily_build_{days}d_s"] = dbt_build(bench, settings, bench.as_of)
+            figures[f"first_build_{days}d_s"] = dbt_build(bench, settings, bench.as_of - dt.timedelta(days=1))[
+                "seconds"
+            ]
+            day = dbt_build(bench, settings, bench.as_of)
+            figures[f"daily_build_{days}d_s"] = day["seconds"]
+            figures[f"daily_build_{days}d_slowest_s"] = day["slowest_s"]
             with timed() as timer:
                 run_gate("raw", settings, bench.as_of)
             figures[f"raw_gate_{days}d_s"] = timer.seconds
@@ -208,7 +221,7 @@ def dag(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
     """The whole DAG under a real scheduler (dry run) vs one dbt build, same data and as-of."""
     from upshift.local_airflow import DAG_ID, LocalAirflow, state_counts
 
-    build_seconds = dbt_build(bench, settings, bench.as_of)
+    build_seconds = dbt_build(bench, settings, bench.as_of)["seconds"]
     dbt.parse(settings)
     stack = LocalAirflow(
         settings,

@@ -31,9 +31,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def loaded(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> WarehouseSettings:
     """The module's database holding a generated marketplace plus the planted users."""
-    from upshift.generator import generate_marketplace, load_planted
+    from upshift.generator import GenerationOptions, generate_marketplace, load_planted
 
-    generate_marketplace(pg_conn, schema=warehouse.raw_schema, as_of=AS_OF, progress=False, **MARKETPLACE)
+    generate_marketplace(
+        pg_conn, GenerationOptions(schema=warehouse.raw_schema, as_of=AS_OF, progress=False, **MARKETPLACE)
+    )
     load_planted(pg_conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
     pg_conn.commit()
     return warehouse

@@ -37,10 +37,11 @@ pytestmark = pytest.mark.slow
 def clean(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> WarehouseSettings:
     """A small generated marketplace without dirty rows plus the planted users (whose dirty
     rows dbt quarantines), scored for the day before AS_OF and for AS_OF."""
-    from upshift.generator import generate_marketplace, load_planted
+    from upshift.generator import GenerationOptions, generate_marketplace, load_planted
 
     generate_marketplace(
-        pg_conn, schema=warehouse.raw_schema, as_of=AS_OF, clients=250, workers=120, days=60, dirty_rate=0
+        pg_conn,
+        GenerationOptions(schema=warehouse.raw_schema, as_of=AS_OF, clients=250, workers=120, days=60, dirty_rate=0),
     )
     load_planted(pg_conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
     for as_of in (AS_OF - dt.timedelta(days=1), AS_OF):

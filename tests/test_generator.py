@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from upshift.generator import DIRTY_KINDS, ProgressEvent, generate_marketplace, load_planted
+from upshift.generator import DIRTY_KINDS, GenerationOptions, ProgressEvent, generate_marketplace, load_planted
 from upshift.generator.planted import PlantedFixtureError
 from upshift.generator.tables import EVENT_TABLES, TABLES
 
@@ -60,7 +60,8 @@ def _query(conn: psycopg.Connection, schema: str, text: str) -> list[tuple]:
 @pytest.fixture(scope="module")
 def clean_marketplace(pg_conn: psycopg.Connection):
     report = generate_marketplace(
-        pg_conn, schema="gen_clean", clients=1_000, workers=400, days=120, as_of=AS_OF, seed=11, dirty_rate=0
+        pg_conn,
+        GenerationOptions(schema="gen_clean", clients=1_000, workers=400, days=120, as_of=AS_OF, seed=11, dirty_rate=0),
     )
     return "gen_clean", report
 
@@ -68,7 +69,8 @@ def clean_marketplace(pg_conn: psycopg.Connection):
 @pytest.fixture(scope="module")
 def dirty_marketplace(pg_conn: psycopg.Connection):
     report = generate_marketplace(
-        pg_conn, schema="gen_dirty", clients=300, workers=120, days=90, as_of=AS_OF, seed=5, dirty_rate=0.02
+        pg_conn,
+        GenerationOptions(schema="gen_dirty", clients=300, workers=120, days=90, as_of=AS_OF, seed=5, dirty_rate=0.02),
     )
     return "gen_dirty", report
 
@@ -76,13 +78,13 @@ def dirty_marketplace(pg_conn: psycopg.Connection):
 def test_same_seed_gives_identical_tables_and_another_seed_does_not(pg_conn):
     arguments = {"clients": 150, "workers": 60, "days": 60, "as_of": AS_OF, "progress": False}
 
-    generate_marketplace(pg_conn, schema="gen_seed_a", seed=7, **arguments)
+    generate_marketplace(pg_conn, GenerationOptions(schema="gen_seed_a", seed=7, **arguments))
     first = _checksums(pg_conn, "gen_seed_a")
-    generate_marketplace(pg_conn, schema="gen_seed_a", seed=7, **arguments)
+    generate_marketplace(pg_conn, GenerationOptions(schema="gen_seed_a", seed=7, **arguments))
     rerun = _checksums(pg_conn, "gen_seed_a")
-    generate_marketplace(pg_conn, schema="gen_seed_b", seed=7, **arguments)
+    generate_marketplace(pg_conn, GenerationOptions(schema="gen_seed_b", seed=7, **arguments))
     elsewhere = _checksums(pg_conn, "gen_seed_b")
-    generate_marketplace(pg_conn, schema="gen_seed_c", seed=8, **arguments)
+    generate_marketplace(pg_conn, GenerationOptions(schema="gen_seed_c", seed=8, **arguments))
     other_seed = _checksums(pg_conn, "gen_seed_c")
 
     assert rerun == first, "a rerun must replace the tables with the same contents, not append"
@@ -93,10 +95,16 @@ def test_same_seed_gives_identical_tables_and_another_seed_does_not(pg_conn):
 def test_report_counts_match_the_tables_and_follow_the_knobs(pg_conn):
     base = {"as_of": AS_OF, "seed": 3, "dirty_rate": 0, "progress": False}
 
-    small = generate_marketplace(pg_conn, schema="gen_small", clients=200, workers=80, days=60, **base)
+    small = generate_marketplace(
+        pg_conn, GenerationOptions(schema="gen_small", clients=200, workers=80, days=60, **base)
+    )
     small_counts = _counts(pg_conn, "gen_small")
-    wide = generate_marketplace(pg_conn, schema="gen_wide", clients=400, workers=160, days=60, **base)
-    long = generate_marketplace(pg_conn, schema="gen_long", clients=200, workers=80, days=120, **base)
+    wide = generate_marketplace(
+        pg_conn, GenerationOptions(schema="gen_wide", clients=400, workers=160, days=60, **base)
+    )
+    long = generate_marketplace(
+        pg_conn, GenerationOptions(schema="gen_long", clients=200, workers=80, days=120, **base)
+    )
 
     assert small.rows == small_counts
     assert small_counts["users"] == 280
@@ -378,9 +386,14 @@ def test_progress_reports_counts_per_table_chunk_without_personal_data(pg_conn, 
     events: list[ProgressEvent] = []
 
     report = generate_marketplace(
-        pg_conn, schema="gen_progress", clients=120, workers=40, days=30, as_of=AS_OF, seed=2, progress=events.append
+        pg_conn,
+        GenerationOptions(
+            schema="gen_progress", clients=120, workers=40, days=30, as_of=AS_OF, seed=2, progress=events.append
+        ),
     )
-    generate_marketplace(pg_conn, schema="gen_progress", clients=120, workers=40, days=30, as_of=AS_OF, progress=True)
+    generate_marketplace(
+        pg_conn, GenerationOptions(schema="gen_progress", clients=120, workers=40, days=30, as_of=AS_OF, progress=True)
+    )
     printed = capsys.readouterr().err
 
     per_table = {table: sum(event.rows for event in events if event.table == table) for table in TABLES}
@@ -390,12 +403,12 @@ def test_progress_reports_counts_per_table_chunk_without_personal_data(pg_conn, 
     assert " 555 " not in printed, "progress must not print phone numbers"
 
 
-def test_command_line_fills_the_schema_from_a_dsn(warehouse, pg_conn):
-    dsn = make_conninfo(**{key: value for key, value in warehouse.conninfo().items() if value is not None})
+def test_command_line_fills_the_schema_of_the_configured_warehouse(warehouse, pg_conn):
     command = [sys.executable, "-m", "upshift.generator", "--clients", "60", "--workers", "25", "--days", "30"]
     command += ["--as-of", "2025-06-01", "--seed", "4", "--dirty-rate", "0", "--schema", "gen_cli", "--quiet"]
 
-    result = subprocess.run([*command, "--dsn", dsn], capture_output=True, text=True, cwd=REPO, check=False)
+    env = {**os.environ, **warehouse.env()}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, check=False)
 
     assert result.returncode == 0, result.stderr
     assert "users" in result.stdout
@@ -415,7 +428,9 @@ p_7,cli_00000001,10,pending,2025-05-01T14:00:00+02:00
 
 
 def test_planted_rows_are_appended_with_relative_timestamps_and_nulls(pg_conn, tmp_path):
-    generate_marketplace(pg_conn, schema="gen_planted", clients=40, workers=15, days=30, as_of=AS_OF, seed=1)
+    generate_marketplace(
+        pg_conn, GenerationOptions(schema="gen_planted", clients=40, workers=15, days=30, as_of=AS_OF, seed=1)
+    )
     before = _counts(pg_conn, "gen_planted")
     (tmp_path / "bookings.csv").write_text(PLANTED_BOOKINGS, encoding="utf-8")
     (tmp_path / "expected_readiness.csv").write_text("user_id,readiness_tier\nx,Cold\n", encoding="utf-8")

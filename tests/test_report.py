@@ -113,9 +113,11 @@ def _build(settings: WarehouseSettings, as_of: dt.date) -> None:
 @pytest.fixture(scope="module")
 def built(warehouse: WarehouseSettings, pg_conn: psycopg.Connection) -> WarehouseSettings:
     """A generated marketplace plus the planted users, scored a week before AS_OF and on AS_OF."""
-    from upshift.generator import generate_marketplace, load_planted
+    from upshift.generator import GenerationOptions, generate_marketplace, load_planted
 
-    generate_marketplace(pg_conn, schema=warehouse.raw_schema, as_of=AS_OF, progress=False, **MARKETPLACE)
+    generate_marketplace(
+        pg_conn, GenerationOptions(schema=warehouse.raw_schema, as_of=AS_OF, progress=False, **MARKETPLACE)
+    )
     load_planted(pg_conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
     for as_of in (WEEK_BEFORE, AS_OF):
         _build(warehouse, as_of)

@@ -245,15 +245,15 @@ def test_the_generator_writes_the_same_marketplace_to_spark(
     spark_settings: Any, warehouse: WarehouseSettings, pg_conn: psycopg.Connection
 ) -> None:
     """A generated world on Spark has PostgreSQL's rows for the same seed (NaN amounts apart), per chunk."""
-    from upshift.generator import generate_marketplace
+    from upshift.generator import GenerationOptions, generate_marketplace
     from upshift.spark import generate_marketplace_spark
 
     _, session = spark_settings
     schema = f"{warehouse.raw_schema}_generated"
     world = {"clients": 200, "workers": 100, "days": 30, "as_of": AS_OF, "seed": 7, "chunk_users": 64}
-    on_postgres = generate_marketplace(pg_conn, schema=schema, **world)
+    on_postgres = generate_marketplace(pg_conn, GenerationOptions(schema=schema, **world))
 
-    on_spark = generate_marketplace_spark(session, schema=schema, **world)
+    on_spark = generate_marketplace_spark(session, GenerationOptions(schema=schema, **world))
 
     counts = {table: session.table(f"{schema}.{table}").count() for table in on_postgres.rows}
     assert counts == on_spark.report.rows

@@ -67,9 +67,12 @@ def build(
 
 def build_marketplace(warehouse: WarehouseSettings, conn: psycopg.Connection) -> WarehouseSettings:
     """~230 generated users plus the planted ones, scored for the day before AS_OF and AS_OF."""
-    from upshift.generator import generate_marketplace, load_planted
+    from upshift.generator import GenerationOptions, generate_marketplace, load_planted
 
-    generate_marketplace(conn, schema=warehouse.raw_schema, as_of=AS_OF, clients=150, workers=80, days=60, dirty_rate=0)
+    generate_marketplace(
+        conn,
+        GenerationOptions(schema=warehouse.raw_schema, as_of=AS_OF, clients=150, workers=80, days=60, dirty_rate=0),
+    )
     load_planted(conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
     build(warehouse, as_of=AS_OF - dt.timedelta(days=1))
     build(warehouse)

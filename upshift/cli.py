@@ -43,19 +43,21 @@ def _done(started: float) -> None:
 
 def generate(settings: WarehouseSettings, args: argparse.Namespace) -> None:
     """Write the synthetic marketplace into the raw schema (replacing what is there)."""
-    from upshift.generator import generate_marketplace
+    from upshift.generator import GenerationOptions, generate_marketplace
 
     with warehouse.connect(settings) as conn:
         report = generate_marketplace(
             conn,
-            schema=settings.raw_schema,
-            clients=args.clients,
-            workers=args.workers,
-            days=args.days,
-            as_of=args.as_of,
-            seed=args.seed,
-            dirty_rate=args.dirty_rate,
-            progress=None,
+            GenerationOptions(
+                schema=settings.raw_schema,
+                clients=args.clients,
+                workers=args.workers,
+                days=args.days,
+                as_of=args.as_of,
+                seed=args.seed,
+                dirty_rate=args.dirty_rate,
+                progress=None,
+            ),
         )
     dirty = sum(report.dirty_by_kind().values())
     print(

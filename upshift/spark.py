@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from upshift.contract import raw_contract
-from upshift.generator.generate import CHUNK_USERS, GenerationReport, ProgressCallback, generate_chunks
+from upshift.generator.generate import GenerationOptions, GenerationReport, generate_chunks
 from upshift.generator.planted import PlantedFixtureError, _read_fixture
 from upshift.generator.tables import NULL, TABLES
 from upshift.warehouse import check_schema_name
@@ -159,20 +159,7 @@ class SparkGeneration:
     unrepresentable: dict[str, int] = field(default_factory=dict)
 
 
-def generate_marketplace_spark(
-    spark: SparkSession,
-    *,
-    schema: str = "raw",
-    clients: int = 2_000,
-    workers: int = 800,
-    days: int = 120,
-    as_of: dt.date,
-    seed: int = 42,
-    dirty_rate: float = 0.005,
-    progress: bool | ProgressCallback | None = None,
-    chunk_users: int = CHUNK_USERS,
-    seeds_dir: Path | None = None,
-) -> SparkGeneration:
+def generate_marketplace_spark(spark: SparkSession, options: GenerationOptions) -> SparkGeneration:
     """Replace the raw Spark tables' contents with the marketplace generate_marketplace writes to PostgreSQL.
 
     The same generator loop, chunk by chunk: each table's chunk becomes a DataFrame of the
@@ -181,6 +168,7 @@ def generate_marketplace_spark(
     """
     from pyspark.sql.types import StringType, StructField, StructType
 
+    schema = options.schema
     create_raw_tables(spark, schema)
     for table in TABLES:
         spark.sql(f"truncate table {schema}.{table}")
@@ -208,17 +196,5 @@ def generate_marketplace_spark(
             frame.write.insertInto(f"{schema}.{table}")
         return len(rows)
 
-    report = generate_chunks(
-        write,
-        schema=schema,
-        clients=clients,
-        workers=workers,
-        days=days,
-        as_of=as_of,
-        seed=seed,
-        dirty_rate=dirty_rate,
-        progress=progress,
-        chunk_users=chunk_users,
-        seeds_dir=seeds_dir,
-    )
+    report = generate_chunks(write, options)
     return SparkGeneration(report, {table: count for table, count in skipped.items() if count})

@@ -1,7 +1,8 @@
 """python -m upshift.generator: fill the raw tables of a PostgreSQL database or of Spark with demo data.
 
-On PostgreSQL (the default) the connection comes from --dsn, or from the libpq environment
-(PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD) when --dsn is omitted. With --warehouse spark
+On PostgreSQL (the default) the connection is the warehouse's, as every upshift command opens it
+(upshift.warehouse.connect: the UPSHIFT_PG_* variables, or the embedded server when
+UPSHIFT_PG_HOST is unset); --database picks another database of that server. With --warehouse spark
 (default: UPSHIFT_WAREHOUSE) the rows go to the Parquet tables of the Spark database named like
 --schema, in the local Spark dbt-spark's session method opens (upshift/spark.py).
 """
@@ -12,10 +13,8 @@ import argparse
 import datetime as dt
 import sys
 
-import psycopg
-
-from upshift.generator.generate import CHUNK_USERS, generate_marketplace
-from upshift.warehouse import WAREHOUSE_ENGINES, pin_time_zone, warehouse_engine
+from upshift.generator.generate import CHUNK_USERS, GenerationOptions, generate_marketplace
+from upshift.warehouse import WAREHOUSE_ENGINES, connect, warehouse_engine
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=42, help="random seed; same seed, same tables (default 42)")
     parser.add_argument("--dirty-rate", type=float, default=0.005, help="share of rows to corrupt (default 0.005)")
     parser.add_argument("--schema", default="raw", help="raw schema to (re)fill (default raw)")
-    parser.add_argument("--dsn", default="", help="libpq connection string (default: PG* environment variables)")
+    parser.add_argument(
+        "--database", default=None, help="PostgreSQL database of the warehouse server (default: UPSHIFT_PG_DATABASE)"
+    )
     parser.add_argument(
         "--warehouse",
         choices=WAREHOUSE_ENGINES,
@@ -50,17 +51,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    options = {
-        "schema": args.schema,
-        "clients": args.clients,
-        "workers": args.workers,
-        "days": args.days,
-        "as_of": args.as_of,
-        "seed": args.seed,
-        "dirty_rate": args.dirty_rate,
-        "progress": args.progress,
-        "chunk_users": args.chunk_users,
-    }
+    options = GenerationOptions(
+        schema=args.schema,
+        clients=args.clients,
+        workers=args.workers,
+        days=args.days,
+        as_of=args.as_of,
+        seed=args.seed,
+        dirty_rate=args.dirty_rate,
+        progress=args.progress,
+        chunk_users=args.chunk_users,
+    )
     engine = args.warehouse or warehouse_engine()
     unrepresentable: dict[str, int] = {}
     if engine == "spark":
@@ -68,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
 
         session = spark_session()
         try:
-            generation = generate_marketplace_spark(session, **options)
+            generation = generate_marketplace_spark(session, options)
         finally:
             session.stop()
         report, unrepresentable = generation.report, generation.unrepresentable
     else:
-        with pin_time_zone(psycopg.connect(args.dsn)) as conn:
-            report = generate_marketplace(conn, **options)
+        with connect(database=args.database) as conn:
+            report = generate_marketplace(conn, options)
     print(f"loaded {report.total_rows:,} rows into {engine} schema {report.schema} in {report.seconds:,.1f}s")
     for table, rows in report.rows.items():
         dirty = sum(report.dirty.get(table, {}).values())

@@ -140,18 +140,39 @@ def schema_ddl(schema: str, contract: RawContract = CONTRACT) -> sql.Composed:
         statements.append(
             sql.SQL("create table if not exists {} ({})").format(sql.Identifier(schema, table.name), columns)
         )
-    # Event tables are indexed on their event timestamp: a daily run reads only their last few
-    # days (dbt's validation batch, the raw gate's window), which a warehouse serves from an
-    # index or a date partition, not a scan of all history.
-    for name in EVENT_TABLES:
-        if name in contract.tables:
-            column = TABLES[name].timestamp_column
-            statements.append(
-                sql.SQL("create index if not exists {} on {} ({})").format(
-                    sql.Identifier(f"{name}_{column}_idx"), sql.Identifier(schema, name), sql.Identifier(column)
-                )
-            )
-    return sql.SQL(";\n").join(statements)
+    return sql.SQL(";\n").join([*statements, timestamp_indexes(schema, contract)])
+
+
+def _timestamp_indexes(contract: RawContract) -> list[tuple[str, str, str]]:
+    """(index, table, column) of each event table's index on its event timestamp."""
+    return [
+        (f"{name}_{TABLES[name].timestamp_column}_idx", name, TABLES[name].timestamp_column)
+        for name in EVENT_TABLES
+        if name in contract.tables
+    ]
+
+
+def timestamp_indexes(schema: str, contract: RawContract = CONTRACT) -> sql.Composed:
+    """Create the event tables' indexes on their event timestamp, where missing.
+
+    A daily run reads only the event tables' last few days (dbt's validation batch, the raw
+    gate's window), which a warehouse serves from an index or a date partition, not a scan of
+    all history.
+    """
+    return sql.SQL(";\n").join(
+        sql.SQL("create index if not exists {} on {} ({})").format(
+            sql.Identifier(index), sql.Identifier(schema, table), sql.Identifier(column)
+        )
+        for index, table, column in _timestamp_indexes(contract)
+    )
+
+
+def drop_timestamp_indexes(schema: str, contract: RawContract = CONTRACT) -> sql.Composed:
+    """Drop those indexes: a bulk load builds them once afterwards instead of maintaining them per row."""
+    return sql.SQL(";\n").join(
+        sql.SQL("drop index if exists {}").format(sql.Identifier(schema, index))
+        for index, _, _ in _timestamp_indexes(contract)
+    )
 
 
 _CATEGORY_NAMES = np.array([category.name for category in CATEGORIES], dtype=object)
