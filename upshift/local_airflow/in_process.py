@@ -7,13 +7,22 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from upshift.local_airflow.config import DAG_ID, DAGS_FOLDER, POOLS_FILE, DagRunFailed, EmulatorKeys, interval_for
+from upshift.local_airflow.config import (
+    DAG_ID,
+    DAGS_FOLDER,
+    PLUGINS_FOLDER,
+    POOLS_FILE,
+    DagRunFailed,
+    EmulatorKeys,
+    interval_for,
+)
 from upshift.warehouse import environment
 
 if TYPE_CHECKING:
@@ -57,6 +66,11 @@ def run_dag_once(as_of: date, *, full_refresh: bool = False, dry_run: bool = Fal
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.state import DagRunState
 
+    # Airflow puts its plugins folder on sys.path once, when it first initialises; a process that
+    # initialised it earlier with another sys.path (or restored sys.path since) would not find
+    # the DAG's operators.
+    if str(PLUGINS_FOLDER) not in sys.path:
+        sys.path.append(str(PLUGINS_FOLDER))
     bag = DagBag(dag_folder=str(DAGS_FOLDER / f"{DAG_ID}.py"))
     if DAG_ID not in bag.dags:
         raise DagRunFailed(f"{DAG_ID} did not import: {bag.import_errors}")
