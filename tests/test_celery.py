@@ -10,7 +10,9 @@ both workers and that the sync pools held), so Celery costs the suite no DAG run
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import datetime as dt
 
 import pytest
 import yaml
@@ -28,6 +30,15 @@ WORKERS = 2
 EXECUTOR = dataclasses.replace(ExecutorSettings.from_env(), name="celery", workers=WORKERS)
 
 CELERY_FILE = REPO_ROOT / "docker-compose.celery.yml"
+
+
+def _dag_sync_timeout() -> dt.timedelta:
+    """The DAG's longest task timeout (`SYNC_TIMEOUT = timedelta(hours=...)`), read without importing Airflow."""
+    tree = ast.parse((REPO_ROOT / "dags" / "upgrade_readiness.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(target, "id", "") for target in node.targets] == ["SYNC_TIMEOUT"]:
+            return dt.timedelta(**{keyword.arg: ast.literal_eval(keyword.value) for keyword in node.value.keywords})
+    raise AssertionError("dags/upgrade_readiness.py has no SYNC_TIMEOUT")
 
 
 def test_the_executor_is_read_from_the_environment() -> None:
@@ -71,6 +82,9 @@ def test_the_local_celery_stack_sets_what_the_compose_file_sets(tmp_path) -> Non
     assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
     assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].split("?")[0].endswith("/meta")
     assert environment["AIRFLOW__CELERY__BROKER_URL"] == EXECUTOR.broker_url
+    visibility = "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT"
+    assert environment[visibility] == compose[visibility]
+    assert int(environment[visibility]) > _dag_sync_timeout().total_seconds()
     assert stacks[0].celery_queue != stacks[1].celery_queue
     assert environment["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == stacks[0].celery_queue
     assert len(set(stacks[0].workers)) == WORKERS

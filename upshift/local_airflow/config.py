@@ -20,6 +20,10 @@ DAG_ID = "upgrade_readiness"
 # Task logs at warnings and errors, dbt printing only failures: for a terminal where a person
 # waits for the summary rather than reads every task's log.
 QUIET = {"AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", "DBT_QUIET": "true"}
+# Celery on Redis redelivers a task its worker has not acknowledged within this time (and the
+# first delivery is then killed), so it must exceed the longest task: the sync steps' execution
+# timeout (1 hour, dags/upgrade_readiness.py SYNC_TIMEOUT). docker-compose.celery.yml sets the same.
+CELERY_VISIBILITY_TIMEOUT = timedelta(hours=2)
 
 
 class ExecutorSettingsInvalid(ValueError):

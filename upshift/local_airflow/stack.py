@@ -26,6 +26,7 @@ from pathlib import Path
 
 from upshift.local_airflow.api import AirflowApi
 from upshift.local_airflow.config import (
+    CELERY_VISIBILITY_TIMEOUT,
     DAG_ID,
     QUIET,
     AirflowNotReady,
@@ -157,12 +158,15 @@ class LocalAirflow:
 
     def _celery_environment(self) -> dict[str, str]:
         """What docker-compose.celery.yml sets, for local workers: broker, result backend on the
-        metadata database, slots per worker, and this stack's own queue."""
+        metadata database, slots per worker, the broker's visibility timeout, and this stack's own queue."""
         metadata_url = sqlalchemy_url(self.settings, self.metadata_database, session_options=False)
         return {
             "AIRFLOW__CELERY__BROKER_URL": self.executor.broker_url,
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{metadata_url}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.executor.concurrency),
+            "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": str(
+                int(CELERY_VISIBILITY_TIMEOUT.total_seconds())
+            ),
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.celery_queue,
         }
 
