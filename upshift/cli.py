@@ -46,19 +46,7 @@ def generate(settings: WarehouseSettings, args: argparse.Namespace) -> None:
     from upshift.generator import GenerationOptions, generate_marketplace
 
     with warehouse.connect(settings) as conn:
-        report = generate_marketplace(
-            conn,
-            GenerationOptions(
-                schema=settings.raw_schema,
-                clients=args.clients,
-                workers=args.workers,
-                days=args.days,
-                as_of=args.as_of,
-                seed=args.seed,
-                dirty_rate=args.dirty_rate,
-                progress=None,
-            ),
-        )
+        report = generate_marketplace(conn, GenerationOptions.from_args(args, schema=settings.raw_schema))
     dirty = sum(report.dirty_by_kind().values())
     print(
         f"    {report.total_rows:,} rows ({report.events:,} events, {dirty:,} deliberately bad) "

@@ -51,17 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    options = GenerationOptions(
-        schema=args.schema,
-        clients=args.clients,
-        workers=args.workers,
-        days=args.days,
-        as_of=args.as_of,
-        seed=args.seed,
-        dirty_rate=args.dirty_rate,
-        progress=args.progress,
-        chunk_users=args.chunk_users,
-    )
+    options = GenerationOptions.from_args(args)
     engine = args.warehouse or warehouse_engine()
     unrepresentable: dict[str, int] = {}
     if engine == "spark":

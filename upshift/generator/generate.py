@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -97,6 +99,13 @@ class GenerationOptions:
             raise ValueError(f"days must be at least 1, got {self.days}")
         if self.chunk_users < 1:
             raise ValueError(f"chunk_users must be at least 1, got {self.chunk_users}")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **overrides: Any) -> GenerationOptions:
+        """Options from a command line's parsed arguments (`--clients`, `--dirty-rate`, ... as named
+        here), the ones it does not have left at their defaults; keyword overrides win."""
+        given = {item.name: getattr(args, item.name) for item in fields(cls) if hasattr(args, item.name)}
+        return cls(**{**given, **overrides})
 
     @property
     def progress_callback(self) -> ProgressCallback | None:

@@ -1,7 +1,8 @@
 """The users table: one row per client and worker, with fake contact details.
 
 Emails use the reserved example domains and phone numbers the fictional 555 range, so
-the demo data never contains a reachable address.
+the demo data never contains a reachable address. An email carries its user's id, so no two
+users share one (Iterable keys profiles on email too: a shared one merges two users).
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ def user_rows(rng: np.random.Generator, side: Side, members: np.ndarray, role: s
     size = len(members)
     country = side.country[members]
     name = FIRST_NAMES[rng.integers(0, len(FIRST_NAMES), size)]
-    handle = (rng.integers(0, 1_000_000, size)).astype(str).astype(object)
-    email = name + "." + handle + "@" + EMAIL_DOMAINS[rng.integers(0, len(EMAIL_DOMAINS), size)]
+    user_id = ids[members]
+    email = name + "." + user_id + "@" + EMAIL_DOMAINS[rng.integers(0, len(EMAIL_DOMAINS), size)]
     line = np.char.zfill(rng.integers(0, 10_000, size).astype(str), 4).astype(object)
     phone = PHONE_PREFIXES[country] + " 555 01" + line
     phone = np.where(rng.random(size) < PHONE_SHARE, phone, None)
     return {
-        "user_id": ids[members],
+        "user_id": user_id,
         "role": np.full(size, role, dtype=object),
         "email": email,
         "phone": phone,
