@@ -88,18 +88,26 @@ select
         where kind = 'changed' and coalesce(email, '') <> '' and coalesce(accepted_email, '') <> ''
         and email <> accepted_email
     ) as email_changes,
-    (array_agg(user_id order by user_id collate "C") filter (where kind = 'new'))[1:%(samples)s] as new_samples,
-    (array_agg(user_id order by user_id collate "C") filter (where kind = 'changed'))[1:%(samples)s]
+    -- the first ids of each kind: a top-N each, not a sort of every user
+    array(select user_id from kinded where kind = 'new' order by user_id collate "C" limit %(samples)s)
+        as new_samples,
+    array(select user_id from kinded where kind = 'changed' order by user_id collate "C" limit %(samples)s)
         as changed_samples,
-    (array_agg(user_id order by user_id collate "C") filter (where kind = 'removed'))[1:%(samples)s]
+    array(select user_id from kinded where kind = 'removed' order by user_id collate "C" limit %(samples)s)
         as removed_samples,
-    -- every attribute a changed user sends or clears (checked against the declared types)
+    -- every attribute a changed user sends or clears (checked against the declared types): the
+    -- distinct key sets first (users share a few; jsonb lists a set's keys in one order), then
+    -- their keys, so the planner never sorts every user's every key
     (
         select array_agg(distinct field)
-        from kinded as sent,
-            jsonb_object_keys(coalesce(sent.payload, '{{}}'::jsonb) || coalesce(sent.accepted_payload, '{{}}'::jsonb))
-                as field
-        where sent.kind is not null
+        from (
+            select array(select jsonb_object_keys(sent.payload)) as keys
+            from kinded as sent where sent.kind is not null and sent.payload is not null
+            union
+            select array(select jsonb_object_keys(sent.accepted_payload))
+            from kinded as sent where sent.kind is not null and sent.accepted_payload is not null
+        ) as key_sets,
+            unnest(key_sets.keys) as field
     ) as fields
 from kinded
 """
