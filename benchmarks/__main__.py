@@ -4,6 +4,7 @@
     python -m benchmarks --users 100000 --scenarios scoring,sync,memory
     python -m benchmarks --users 300 --days 30 --out /tmp/bench   # the smoke size the tests use
     python -m benchmarks --users 100000 --scenarios dag --executor celery   # the DAG on 2 Celery workers
+    python -m benchmarks --users 100000 --scenarios sync --braze-track-rate-limit 150   # a workspace's own limit
 
 The warehouse server comes from the `UPSHIFT_PG_*` variables (unset: the embedded PostgreSQL);
 the benchmark works in databases of its own (`upshift_bench`, `upshift_bench_daily_*`), created
@@ -52,6 +53,18 @@ def _parser() -> argparse.ArgumentParser:
         help="the dag scenario's Airflow executor (default UPSHIFT_AIRFLOW_EXECUTOR, else local); celery runs "
         "UPSHIFT_CELERY_WORKERS (default 2) local workers on UPSHIFT_CELERY_BROKER_URL (default local Redis)",
     )
+    parser.add_argument(
+        "--braze-track-rate-limit",
+        type=int,
+        help="the sync scenario's Braze workspace limit, /users/track requests per 3 s, for the emulator and the "
+        "sync's client (default: the documented 3000)",
+    )
+    parser.add_argument(
+        "--iterable-bulk-update-rate",
+        type=int,
+        help="the sync scenario's Iterable project limit, users/bulkUpdate requests per second, for the emulator "
+        "and the sync's client (default: the documented 10)",
+    )
     return parser
 
 
@@ -72,6 +85,8 @@ def run(argv: Sequence[str] | None = None, server: WarehouseSettings | None = No
         as_of=args.as_of,
         out_dir=args.out.resolve(),
         executor=replace(executor, name=args.executor or executor.name),
+        braze_track_rate_limit=args.braze_track_rate_limit,
+        iterable_bulk_update_rate=args.iterable_bulk_update_rate,
     )
     settings = bench.database(BENCH_DATABASE)
     result = _write(args, bench)

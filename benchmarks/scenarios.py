@@ -8,7 +8,8 @@
   of the same models on the same data; on the LocalExecutor, or on Celery workers
   (`--executor celery`, the stack's `ExecutorSettings`), with the tasks each worker ran.
 - `sync`: every user is new to both destinations, against the emulator with its documented
-  rate limits; then the same sync again, when nothing changed.
+  rate limits (or a workspace's own, `--braze-track-rate-limit`, `--iterable-bulk-update-rate`,
+  which the sync's client is configured with too); then the same sync again, when nothing changed.
 - `memory`: peak RSS of the generator, gates, sync and report processes (measured by the
   steps above, each in a child process of its own).
 """
@@ -62,6 +63,10 @@ class Bench:
     seed: int = 42
     # The local Airflow's executor for the `dag` scenario (UPSHIFT_AIRFLOW_EXECUTOR, ...; --executor).
     executor: ExecutorSettings = field(default_factory=ExecutorSettings.from_env)
+    # A workspace's own rate limits for the sync scenario (None: the documented ones): Braze
+    # /users/track requests per 3 s, Iterable users/bulkUpdate requests per second.
+    braze_track_rate_limit: int | None = None
+    iterable_bulk_update_rate: int | None = None
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
 
@@ -260,28 +265,52 @@ def dag(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
     return figures
 
 
-def _emulator_ceilings() -> tuple[Any, dict[str, float]]:
-    """Emulator settings (documented limits, fresh keys) and each destination's users/s ceiling."""
-    from upshift.emulator import EmulatorSettings
-
-    emulator = EmulatorSettings(
-        braze_api_key=f"braze-{secrets.token_hex(8)}", iterable_api_key=f"iterable-{secrets.token_hex(8)}"
-    )
-    ceilings = {
+def _users_per_second(emulator: Any) -> dict[str, float]:
+    """Each destination's ceiling in users/s under `emulator`'s limits: requests/s x users a request."""
+    return {
         "braze": emulator.braze_track_rate_limit
         / emulator.braze_track_rate_window_seconds
         * emulator.braze_max_objects_per_array,
         "iterable": emulator.iterable_bulk_update_rate_per_second * emulator.iterable_bulk_update_max_users,
     }
-    return emulator, ceilings
+
+
+def _workspace(bench: Bench) -> tuple[Any, dict[str, str]]:
+    """The emulator's settings (the documented limits unless the bench configures a workspace's
+    own, as a contract may; fresh keys) and the `UPSHIFT_SYNC_*` variables that give the sync's
+    client-side limiter the same limits, as a deployment configures its contract's."""
+    from upshift.emulator import EmulatorSettings
+
+    documented = EmulatorSettings()
+    emulator = documented.with_overrides(
+        braze_api_key=f"braze-{secrets.token_hex(8)}",
+        iterable_api_key=f"iterable-{secrets.token_hex(8)}",
+        braze_track_rate_limit=bench.braze_track_rate_limit or documented.braze_track_rate_limit,
+        iterable_bulk_update_rate_per_second=bench.iterable_bulk_update_rate
+        or documented.iterable_bulk_update_rate_per_second,
+    )
+    client = {
+        "UPSHIFT_SYNC_BRAZE_TRACK_RATE_LIMIT": str(emulator.braze_track_rate_limit),
+        "UPSHIFT_SYNC_BRAZE_TRACK_RATE_WINDOW_SECONDS": str(emulator.braze_track_rate_window_seconds),
+        "UPSHIFT_SYNC_ITERABLE_BULK_UPDATE_RATE_PER_SECOND": str(emulator.iterable_bulk_update_rate_per_second),
+    }
+    return emulator, client
 
 
 def sync(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
-    """First sync (every user new) and a second one (nothing changed), against the emulator."""
+    """First sync (every user new) and a second one (nothing changed), against the emulator.
+
+    Per destination: the requests of the users step against the minimum (ceil(changed / batch)),
+    the users/s reached against the ceiling of the configured limits (and the documented
+    ceiling beside it), and the 429s the emulator answered in the step.
+    """
+    from upshift.emulator import EmulatorSettings
     from upshift.emulator.server import start_subprocess
     from upshift.sync import SyncSettings
 
-    emulator_settings, ceilings = _emulator_ceilings()
+    emulator_settings, client_limits = _workspace(bench)
+    ceilings = _users_per_second(emulator_settings)
+    documented = _users_per_second(EmulatorSettings())
     batch = {
         "braze": SyncSettings().braze_max_objects_per_array,
         "iterable": SyncSettings().iterable_bulk_update_max_users,
@@ -289,6 +318,7 @@ def sync(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
     emulator = start_subprocess(emulator_settings)
     env = {
         **settings.env(),
+        **client_limits,
         "BENCH_BRAZE_API_KEY": emulator_settings.braze_api_key,
         "BENCH_ITERABLE_API_KEY": emulator_settings.iterable_api_key,
         "BENCH_EMULATOR_PID": str(emulator.pid),
@@ -317,18 +347,22 @@ def sync(bench: Bench, settings: WarehouseSettings) -> dict[str, Any]:
         figures.update(
             {
                 f"{destination}_changed_users": changed,
-                f"{destination}_users_per_s": throughput,
-                f"{destination}_ceiling_users_per_s": ceilings[destination],
-                f"{destination}_share_of_ceiling": throughput / ceilings[destination],
                 f"{destination}_requests": step["requests"],
-                f"{destination}_seconds_in_emulator": step.get("emulator_seconds", math.nan),
+                f"{destination}_requests_minimum": expected_requests,
+                f"{destination}_requests_vs_minimum": step["requests"] / expected_requests if expected_requests else 0,
+                f"{destination}_rate_limited_requests": step["rate_limited"],
+                f"{destination}_users_per_s": throughput,
+                f"{destination}_requests_per_s": step["requests"] / step["seconds"] if step["seconds"] else math.nan,
+                f"{destination}_ceiling_users_per_s": ceilings[destination],
+                f"{destination}_documented_ceiling_users_per_s": documented[destination],
+                f"{destination}_share_of_ceiling": throughput / ceilings[destination],
                 f"{destination}_seconds_in_sync": step["seconds"],
+                f"{destination}_seconds_in_emulator": step.get("emulator_seconds", math.nan),
                 # CPU per request of each side, and the most users/s the emulator (one Python
                 # process: one core at best, GIL-bound) could answer were it alone on a core.
                 f"{destination}_client_cpu_ms_per_request": step["client_cpu_s"] * 1000 / requests,
                 f"{destination}_emulator_cpu_ms_per_request": emulator_cpu * 1000 / requests,
                 f"{destination}_emulator_one_core_users_per_s": changed / emulator_cpu,
-                f"{destination}_requests_vs_minimum": step["requests"] / expected_requests if expected_requests else 0,
                 f"{destination}_unchanged_rerun_requests": second.result[f"{destination}_users"]["requests"],
                 f"goal_{destination}_share_of_ceiling_min": 0.9,
                 f"goal_{destination}_requests_vs_minimum_max": 1.01,

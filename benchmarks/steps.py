@@ -39,9 +39,19 @@ def gates(as_of: dt.date) -> dict[str, Any]:
 
 def _request_log(emulator_url: str) -> list[dict[str, Any]]:
     """The emulator's log of API calls (the latest ones; each has a sequence number and its duration)."""
+    return _emulator_requests(emulator_url)["requests"]
+
+
+def _emulator_requests(emulator_url: str) -> dict[str, Any]:
     import requests
 
-    return requests.get(f"{emulator_url}/_emulator/requests", timeout=30).json()["requests"]
+    return requests.get(f"{emulator_url}/_emulator/requests", timeout=30).json()
+
+
+def _rate_limited(emulator_url: str) -> int:
+    """How many requests the emulator has answered 429 so far, on either platform (its totals, unbounded)."""
+    totals = _emulator_requests(emulator_url)["totals"]
+    return sum(statuses.get("429", 0) for statuses in totals.values())
 
 
 def _requests_seen(emulator_url: str) -> int:
@@ -67,7 +77,8 @@ def cpu_seconds(pid: int | None = None) -> float:
 def sync(as_of: dt.date, emulator_url: str, run_id: str) -> dict[str, Any]:
     """Users of both destinations, then Iterable's lists and both event steps, timed per step.
 
-    `requests` is what the emulator counted for the step, not what the client thinks it sent;
+    `requests` is what the emulator counted for the step, not what the client thinks it sent,
+    `rate_limited` how many of them it answered 429;
     `client_cpu_s` is this process's CPU time in the step, `emulator_cpu_s` the emulator
     process's (`BENCH_EMULATOR_PID`), so each side's cost per request can be told apart.
     """
@@ -98,7 +109,7 @@ def sync(as_of: dt.date, emulator_url: str, run_id: str) -> dict[str, Any]:
     with braze, iterable, open_context(WarehouseSettings.from_env(), options, settings) as context:
         emulator_pid = int(os.environ["BENCH_EMULATOR_PID"]) if os.environ.get("BENCH_EMULATOR_PID") else None
         for name, step in steps.items():
-            before = _requests_seen(emulator_url)
+            before, limited = _requests_seen(emulator_url), _rate_limited(emulator_url)
             client_cpu, emulator_cpu = cpu_seconds(), cpu_seconds(emulator_pid) if emulator_pid else 0.0
             with timed() as timer:
                 summary = step(context)
@@ -106,7 +117,9 @@ def sync(as_of: dt.date, emulator_url: str, run_id: str) -> dict[str, Any]:
                 "seconds": round(timer.seconds, 3),
                 "client_cpu_s": round(cpu_seconds() - client_cpu, 3),
                 "emulator_cpu_s": round(cpu_seconds(emulator_pid) - emulator_cpu, 3) if emulator_pid else None,
+                # API calls the emulator answered in the step, its 429s among them (a retried call counts each time).
                 "requests": _requests_seen(emulator_url) - before,
+                "rate_limited": _rate_limited(emulator_url) - limited,
                 "emulator_seconds": round(_emulator_seconds_since(emulator_url, before), 3),
                 **{key: value for key, value in summary.items() if isinstance(value, int | float | bool)},
             }

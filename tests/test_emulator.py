@@ -450,6 +450,8 @@ def test_a_429_burst_then_a_503_then_normal_service(emulator):
         "status_503",
         None,
     ]
+    log = requests.get(f"{emulator.url}/_emulator/requests", timeout=5).json()
+    assert log["totals"] == {"braze": {"429": 2, "503": 1, "201": 1}}
 
 
 def test_iterable_5xx_fault_uses_the_iterable_error_shape(emulator):

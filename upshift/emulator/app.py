@@ -275,7 +275,7 @@ class Emulator:
         if method == "GET" and path == "/state":
             return Reply(200, self.state())
         if method == "GET" and path == "/requests":
-            return Reply(200, {"requests": self.log.entries()})
+            return Reply(200, {"requests": self.log.entries(), "totals": self.log.totals()})
         if method == "POST" and path == "/reset":
             self.reset()
             return Reply(200, {"status": "reset"})

@@ -27,13 +27,15 @@ def redact_path(path: str) -> str:
 
 
 class RequestLog:
-    """A bounded, thread-safe list of request summaries."""
+    """A bounded, thread-safe list of request summaries, and unbounded counts per platform and
+    status (how many 429s a long run drew, after its entries have left the list)."""
 
     def __init__(self, capacity: int = 2000) -> None:
         self._lock = threading.Lock()
         self._entries: deque[dict[str, Any]] = deque(maxlen=capacity)
         self._seq = 0
         self._active: dict[str, int] = {}
+        self._totals: dict[str, dict[str, int]] = {}
 
     def arrive(self, platform: str) -> int:
         """A request of `platform` is being handled; returns how many are now (itself included)."""
@@ -71,12 +73,20 @@ class RequestLog:
                 "in_flight": in_flight,
             }
             self._entries.append(entry)
+            statuses = self._totals.setdefault(platform, {})
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
             return entry
 
     def entries(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(entry) for entry in self._entries]
 
+    def totals(self) -> dict[str, dict[str, int]]:
+        """Requests answered so far per platform and status, e.g. {"braze": {"201": 40, "429": 2}}."""
+        with self._lock:
+            return {platform: dict(statuses) for platform, statuses in self._totals.items()}
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._totals.clear()
