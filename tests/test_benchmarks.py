@@ -22,7 +22,11 @@ SMOKE_SCENARIOS = ["scoring", "sync", "memory"]
 def smoke(warehouse_server: WarehouseSettings, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("bench")
     result = run(
-        ["--users", "300", "--days", "30", "--scenarios", ",".join(SMOKE_SCENARIOS), "--out", str(out)],
+        # A workspace's own limits (not the documented ones) for the emulator and the sync's client.
+        [
+            *("--users", "300", "--days", "30", "--scenarios", ",".join(SMOKE_SCENARIOS), "--out", str(out)),
+            *("--braze-track-rate-limit", "300", "--iterable-bulk-update-rate", "5"),
+        ],
         server=warehouse_server,
     )
     return result, out
@@ -35,9 +39,15 @@ def test_every_chosen_scenario_reports_its_ratios(smoke: tuple[dict, Path]) -> N
     assert list(scenarios) == SMOKE_SCENARIOS
     assert scenarios["scoring"]["build_vs_floor"] > 0
     assert scenarios["scoring"]["events"] > 0
+    sync = scenarios["sync"]
     for destination in ("braze", "iterable"):
-        assert scenarios["sync"][f"{destination}_changed_users"] > 0
-        assert scenarios["sync"][f"{destination}_share_of_ceiling"] > 0
+        assert sync[f"{destination}_changed_users"] > 0
+        assert sync[f"{destination}_share_of_ceiling"] > 0
+        assert sync[f"{destination}_requests_vs_minimum"] == 1
+        assert sync[f"{destination}_rate_limited_requests"] >= 0
+    # The configured ceiling is the one the share is of; the documented one is printed beside it.
+    assert (sync["braze_ceiling_users_per_s"], sync["braze_documented_ceiling_users_per_s"]) == (300 / 3 * 75, 75_000)
+    assert (sync["iterable_ceiling_users_per_s"], sync["iterable_documented_ceiling_users_per_s"]) == (5_000, 10_000)
     assert scenarios["sync"]["unchanged_rerun_requests_all_steps"] == 0
 
 

@@ -8,6 +8,7 @@ the report, clean rows that join, and every readiness signal firing for some use
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime as dt
 import os
@@ -403,6 +404,16 @@ def test_progress_reports_counts_per_table_chunk_without_personal_data(pg_conn, 
     assert "rows/s" in printed
     assert "@" not in printed, "progress must not print emails"
     assert " 555 " not in printed, "progress must not print phone numbers"
+
+
+def test_options_come_from_either_command_line_with_overrides_winning() -> None:
+    # upshift.cli's `generate` has no --chunk-users or --schema; python -m upshift.generator has both.
+    cli_args = argparse.Namespace(clients=30, workers=20, days=9, seed=3, dirty_rate=0.0, as_of=AS_OF, verbose=True)
+
+    options = GenerationOptions.from_args(cli_args, schema="raw_x")
+
+    assert (options.clients, options.workers, options.days, options.seed, options.schema) == (30, 20, 9, 3, "raw_x")
+    assert options.chunk_users == GenerationOptions(as_of=AS_OF).chunk_users
 
 
 def test_command_line_fills_the_schema_of_the_configured_warehouse(warehouse, pg_conn):
