@@ -32,3 +32,22 @@
     ({{ column }} >= {{ window_start(days, end_days_ago) }}
     and {{ column }} < {{ window_start(0, end_days_ago) }})
 {%- endmacro %}
+
+{#- The ISO date `days` days before the ISO date `date_text` (worked out here, not in
+    SQL, so no session time zone can move it). -#}
+{% macro iso_days_before(date_text, days) -%}
+    {%- set start = modules.datetime.date.fromisoformat(date_text) - modules.datetime.timedelta(days=days) -%}
+    {{- return(start.isoformat()) -}}
+{%- endmacro %}
+
+{#- in_window on a validated event table (int_<table>s_validated): the same rows, and
+    the same window on their `partition_date` (the event's UTC date, macros/
+    validation_batch.sql), which the condition on the timestamp implies. That bound is
+    what lets the planner read the window through the partition_date index (Spark: prune
+    the partitions) instead of scanning all of history, so a day's run stays the size of
+    its windows whatever the history. -#}
+{% macro in_validated_window(column, days, end_days_ago=0, partition_column='partition_date') -%}
+    ({{ in_window(column, days, end_days_ago) }}
+    and {{ partition_column }} >= cast('{{ iso_days_before(as_of_date(), days + end_days_ago) }}' as date)
+    and {{ partition_column }} < cast('{{ iso_days_before(as_of_date(), end_days_ago) }}' as date))
+{%- endmacro %}

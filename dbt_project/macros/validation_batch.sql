@@ -90,23 +90,29 @@ repeated_in_batch as (
 
 ),
 
-repeated_from_earlier as (
+{#- The probe sits in the select list, as in deduplicated_validation_batch: a `where
+    exists` becomes a semi-join, which PostgreSQL runs as a hash of every earlier
+    partition (all of history) when the batch is large; here it stays one id-index
+    lookup per batch row. -#}
+probed as (
 
-    select batch.id
+    select
+        batch.id,
+        exists (
+            select 1
+            from {{ model }} as earlier
+            where earlier.{{ column_name }} = batch.id
+                and earlier.is_valid
+                and {{ before_validation_batch('earlier.partition_date') }}
+        ) as is_repeated_from_earlier
     from batch
-    where exists (
-        select 1
-        from {{ model }} as earlier
-        where earlier.{{ column_name }} = batch.id
-            and earlier.is_valid
-            and {{ before_validation_batch('earlier.partition_date') }}
-    )
 
 )
 
 select id from repeated_in_batch
 union all
-select id from repeated_from_earlier
+select id from probed
+where is_repeated_from_earlier
 
 {% endtest %}
 

@@ -24,7 +24,7 @@ recent_searches as (
     from {{ ref('int_searches_validated') }}
     where
         is_valid
-        and {{ in_window('searched_at', 7) }}
+        and {{ in_validated_window('searched_at', 7) }}
     group by client_id
 
 ),
@@ -39,7 +39,7 @@ recent_earnings as (
     where
         is_valid
         and booking_status = 'completed'
-        and {{ in_window('booked_at', 28) }}
+        and {{ in_validated_window('booked_at', 28) }}
     group by worker_id
 
 ),

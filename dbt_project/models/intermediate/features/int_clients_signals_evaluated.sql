@@ -33,7 +33,7 @@ completed_bookings as (
     where
         is_valid
         and booking_status = 'completed'
-        and {{ in_window('booked_at', widest_window) }}
+        and {{ in_validated_window('booked_at', widest_window) }}
 
 ),
 
@@ -102,7 +102,7 @@ search_activity as (
     from {{ ref('int_searches_validated') }}
     where
         is_valid
-        and {{ in_window('searched_at', var('client_search_friction_window_days')) }}
+        and {{ in_validated_window('searched_at', var('client_search_friction_window_days')) }}
     group by client_id
 
 ),

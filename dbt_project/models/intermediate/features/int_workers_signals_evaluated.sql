@@ -36,7 +36,7 @@ proposal_activity as (
     from {{ ref('int_proposals_validated') }}
     where
         is_valid
-        and {{ in_window('submitted_at', var('worker_bid_to_win_window_days')) }}
+        and {{ in_validated_window('submitted_at', var('worker_bid_to_win_window_days')) }}
     group by worker_id
 
 ),
@@ -52,7 +52,7 @@ view_activity as (
     from {{ ref('int_profile_views_validated') }}
     where
         is_valid
-        and {{ in_window('viewed_at', 2 * view_window) }}
+        and {{ in_validated_window('viewed_at', 2 * view_window) }}
     group by worker_id
 
 ),
@@ -65,7 +65,7 @@ contact_activity as (
     from {{ ref('int_contacts_validated') }}
     where
         is_valid
-        and {{ in_window('contacted_at', view_window) }}
+        and {{ in_validated_window('contacted_at', view_window) }}
     group by worker_id
 
 ),
@@ -86,7 +86,7 @@ earnings as (
     where
         is_valid
         and booking_status = 'completed'
-        and {{ in_window('booked_at', period_days * period_count) }}
+        and {{ in_validated_window('booked_at', period_days * period_count) }}
     group by worker_id
 
 ),

@@ -41,7 +41,7 @@ searches as (
     from {{ ref('int_searches_validated') }}
     where
         is_valid
-        and {{ in_window('searched_at', window_days) }}
+        and {{ in_validated_window('searched_at', window_days) }}
 
 ),
 
@@ -55,7 +55,7 @@ hires as (
     where
         is_valid
         and booking_status = 'completed'
-        and {{ in_window('booked_at', window_days + max_days) }}
+        and {{ in_validated_window('booked_at', window_days + max_days) }}
 
 ),
 

@@ -34,6 +34,8 @@ completed_bookings as (
         and booked_at < {{ as_of_timestamp() }}
         {%- if is_incremental() %}
         and booked_at >= {{ dbt.dateadd('day', -2 * within_days, rebuild_start_at) }}
+        -- The same bound on the event date, so the planner reads it through the index.
+        and partition_date >= cast('{{ iso_days_before(rebuild_start, 2 * within_days) }}' as date)
         {%- endif %}
 
 ),

@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental',
-    indexes=[{'columns': ['booking_id'], 'type': 'hash'}, {'columns': ['partition_date']}],
+    indexes=[{'columns': ['booking_id']}, {'columns': ['partition_date']}],
     **partition_incremental_config('partition_date'),
 ) }}
 

@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental',
-    indexes=[{'columns': ['profile_view_id'], 'type': 'hash'}, {'columns': ['partition_date']}],
+    indexes=[{'columns': ['profile_view_id']}, {'columns': ['partition_date']}],
     **partition_incremental_config('partition_date'),
 ) }}
 

@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental',
-    indexes=[{'columns': ['proposal_id'], 'type': 'hash'}, {'columns': ['partition_date']}],
+    indexes=[{'columns': ['proposal_id']}, {'columns': ['partition_date']}],
     **partition_incremental_config('partition_date'),
 ) }}
 
