@@ -41,7 +41,8 @@ the same tables.
   tests and tests across stages run in CI's `dbt build`, not here.
 - `sync`: one task per step and destination - `braze_users` -> `braze_events`,
   `iterable_users` -> `iterable_lists` -> `iterable_events` - each in its API's pool
-  (`braze_api`, `iterable_api`) so rate limits hold across runs and backfills. Only changed
+  (`braze_api`, `iterable_api`) so rate limits hold across runs and backfills (with Spark in
+  local mode all five share the one-slot `spark_local` pool instead: one Derby metastore). Only changed
   users are sent; every event goes out once (ledger). A rerun sends nothing new.
 
 **Rerun or backfill.**
@@ -113,7 +114,20 @@ if not MANIFEST_PATH.is_file():
 
 AS_OF_DATE = "{{ params.as_of_date or data_interval_end | ds }}"
 # Destination -> the pool that caps concurrent calls to its API (config/pools.json).
-SYNC_POOLS = {"braze": "braze_api", "iterable": "iterable_api"}
+API_POOLS = {"braze": "braze_api", "iterable": "iterable_api"}
+# Spark in local mode (no UPSHIFT_SPARK_CONN_ID): each task's Spark is its own process on one
+# embedded Derby metastore, which admits one process at a time. The two sync chains are the only
+# tasks that could open Spark at once, so there they share one slot (within both APIs' caps).
+LOCAL_SPARK_POOL = "spark_local"
+
+
+def _sync_pools() -> dict[str, str]:
+    if warehouse_engine() == "spark" and not os.environ.get("UPSHIFT_SPARK_CONN_ID"):
+        return dict.fromkeys(API_POOLS, LOCAL_SPARK_POOL)
+    return API_POOLS
+
+
+SYNC_POOLS = _sync_pools()
 # Longest a sync step may run: a hung destination must not hold its pool slot for ever. Well
 # above a full resync at the APIs' rate limits plus Braze's reconcile waits (2 x 10 minutes).
 SYNC_TIMEOUT = timedelta(hours=1)

@@ -319,10 +319,28 @@ def test_sync_steps_use_the_pools_of_their_apis(dag) -> None:
     pools = json.loads(POOLS_FILE.read_text())
 
     assert {dag.get_task(task_id).pool for task_id in _group(dag, "sync.")} == {"braze_api", "iterable_api"}
-    assert set(pools) == {"braze_api", "iterable_api"}
+    assert set(pools) == {"braze_api", "iterable_api", "spark_local"}
     for name, pool in pools.items():
         assert pool["slots"] >= 1, name
         assert pool["description"], name
+
+
+def test_with_spark_in_local_mode_the_sync_steps_take_turns_in_one_slot(
+    manifest: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Local Spark's embedded Derby metastore admits one process: the two sync chains, the only
+    tasks that could open Spark at once, share one slot; with a Spark server they keep the APIs' pools."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("UPSHIFT_WAREHOUSE", "spark")
+    monkeypatch.delenv("UPSHIFT_SPARK_CONN_ID", raising=False)
+    local = DagBag(dag_folder=str(DAG_FILE)).dags[DAG_ID]
+    monkeypatch.setenv("UPSHIFT_SPARK_CONN_ID", "spark_thrift")
+    served = DagBag(dag_folder=str(DAG_FILE)).dags[DAG_ID]
+
+    assert {local.get_task(task_id).pool for task_id in _group(local, "sync.")} == {"spark_local"}
+    assert json.loads(POOLS_FILE.read_text())["spark_local"]["slots"] == 1
+    assert {served.get_task(task_id).pool for task_id in _group(served, "sync.")} == {"braze_api", "iterable_api"}
 
 
 def _manifest_nodes(manifest: dict) -> list[dict]:

@@ -17,6 +17,9 @@ import pytest
 from psycopg import sql
 
 from tests.planted import PLANTED_DIR, actual_quarantine, actual_readiness, expected_quarantine, expected_readiness
+from tests.reruns import around, validated_events_and_a_full_refresh
+from tests.reruns import dbt_vars as _vars
+from tests.reruns import pg_checksum as _checksum
 from upshift.dbt import DBT_PROJECT_DIR, DbtCommandFailed, parse, run_dbt
 from upshift.warehouse import WarehouseSettings, connect
 
@@ -47,10 +50,6 @@ MARTS = [
 ]
 
 
-def _vars(as_of: dt.date, **extra: object) -> list[str]:
-    return ["--vars", json.dumps({"as_of_date": as_of.isoformat(), **extra})]
-
-
 def _build(settings: WarehouseSettings, as_of: dt.date, *args: str) -> None:
     run_dbt(["build", "--exclude-resource-type", "unit_test", *_vars(as_of), *args], settings)
 
@@ -58,11 +57,6 @@ def _build(settings: WarehouseSettings, as_of: dt.date, *args: str) -> None:
 def _unit_test_results(results: Any) -> list[Any]:
     """The unit tests' results: a run's results also hold the on-run-start hook that validates the vars."""
     return [result for result in results if str(result.node.resource_type) == "unit_test"]
-
-
-def _checksum(conn: psycopg.Connection, schema: str, table: str) -> str:
-    query = sql.SQL("select md5(coalesce(string_agg(t::text, E'\\n' order by t::text), '')) from {} as t")
-    return conn.execute(query.format(sql.Identifier(schema, table))).fetchone()[0]
 
 
 @pytest.fixture(scope="module")
@@ -225,11 +219,9 @@ def test_a_ready_user_gets_the_in_app_touch_now_and_email_later(pg_conn: psycopg
 def test_rerunning_the_same_date_leaves_every_mart_identical(
     built: WarehouseSettings, pg_conn: psycopg.Connection, marts_schema: str
 ) -> None:
-    before = {table: _checksum(pg_conn, marts_schema, table) for table in MARTS}
+    before, after = around(lambda: _build(built, AS_OF), lambda table: _checksum(pg_conn, marts_schema, table), MARTS)
 
-    _build(built, AS_OF)
-
-    assert {table: _checksum(pg_conn, marts_schema, table) for table in MARTS} == before
+    assert after == before
 
 
 @pytest.fixture(scope="module")
@@ -318,16 +310,6 @@ def test_the_tier_clock_carries_over_between_dates(pg_conn: psycopg.Connection, 
     ]
 
 
-VALIDATED_EVENTS = [
-    "int_bookings_validated",
-    "int_searches_validated",
-    "int_proposals_validated",
-    "int_profile_views_validated",
-    "int_contacts_validated",
-    "int_offer_exposures_validated",
-]
-
-
 def test_a_copy_of_an_id_an_earlier_run_kept_is_still_a_duplicate(
     built: WarehouseSettings, pg_conn: psycopg.Connection
 ) -> None:
@@ -347,13 +329,13 @@ def test_incremental_validation_gives_the_tables_a_full_refresh_gives(
 ) -> None:
     """Run after the backfill: the validated tables built day by day equal a rebuild from all
     of history as of the same date."""
-    as_of = AS_OF + dt.timedelta(days=1)
     intermediate = f"{built.schema}_intermediate"
-    incremental = {table: _checksum(pg_conn, intermediate, table) for table in VALIDATED_EVENTS}
 
-    run_dbt(["run", "--select", *VALIDATED_EVENTS, "--full-refresh", *_vars(as_of)], built)
+    incremental, full = validated_events_and_a_full_refresh(
+        built, AS_OF + dt.timedelta(days=1), lambda table: _checksum(pg_conn, intermediate, table)
+    )
 
-    assert {table: _checksum(pg_conn, intermediate, table) for table in VALIDATED_EVENTS} == incremental
+    assert full == incremental
 
 
 def test_an_as_of_date_that_is_not_a_date_fails_with_a_clear_message(

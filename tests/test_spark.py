@@ -25,6 +25,7 @@ import pytest
 from psycopg import sql
 
 from tests.planted import PLANTED_DIR, expected_quarantine, expected_readiness
+from tests.reruns import around, dbt_vars, pg_checksum, validated_events_and_a_full_refresh
 from upshift.dbt import run_dbt
 from upshift.warehouse import WarehouseSettings
 
@@ -93,14 +94,25 @@ def builds(
     # Target paths of their own: the DAG's manifest in dbt_project/target stays PostgreSQL's.
     load_planted(pg_conn, PLANTED_DIR, as_of=AS_OF, schema=warehouse.raw_schema)
     pg_target = tmp_path_factory.mktemp("postgres-target")
-    run_dbt(["build", "--exclude-resource-type", "unit_test", *VARS, "--target-path", str(pg_target)], warehouse)
+    on_postgres = run_dbt(
+        ["build", "--exclude-resource-type", "unit_test", *VARS, "--target-path", str(pg_target)], warehouse
+    )
     started = time.monotonic()
     load = load_planted_spark(session, PLANTED_DIR, as_of=AS_OF, schema=settings.raw_schema)
     target = tmp_path_factory.mktemp("spark-target")
-    # Models and seeds only: the data tests ran on PostgreSQL, and each costs Spark ~1 s.
-    spark_build = ["build", "--exclude-resource-type", "unit_test", "--exclude-resource-type", "test"]
-    run_dbt([*spark_build, *VARS, "--target-path", str(target)], settings)
-    return {"load": load, "session": session, "settings": settings, "seconds": time.monotonic() - started}
+    # Seeds, models and data tests, as on PostgreSQL; failures are named by the test below.
+    results = run_dbt(
+        ["build", "--exclude-resource-type", "unit_test", *VARS, "--target-path", str(target)], settings, check=False
+    )
+    return {
+        "load": load,
+        "session": session,
+        "settings": settings,
+        "results": results,
+        "postgres_results": on_postgres,
+        "target": Path(target),
+        "seconds": time.monotonic() - started,
+    }
 
 
 def _normal(value: Any, column: str) -> Any:
@@ -138,7 +150,8 @@ def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _pg_rows(conn: psycopg.Connection, schema: str, table: str, columns: list[str] | None = None) -> list[dict]:
-    query = sql.SQL("select * from {}").format(sql.Identifier(schema, table))
+    selected = sql.SQL(", ").join(map(sql.Identifier, columns)) if columns else sql.SQL("*")
+    query = sql.SQL("select {} from {}").format(selected, sql.Identifier(schema, table))
     with conn.cursor() as cursor:
         cursor.execute(query)
         names = [column.name for column in cursor.description]
@@ -148,7 +161,8 @@ def _pg_rows(conn: psycopg.Connection, schema: str, table: str, columns: list[st
 
 
 def _spark_rows(session: Any, schema: str, table: str, columns: list[str] | None = None) -> list[dict]:
-    rows = [row.asDict() for row in session.table(f"{schema}.{table}").collect()]
+    relation = session.table(f"{schema}.{table}")
+    rows = [row.asDict() for row in (relation.select(*columns) if columns else relation).collect()]
     keep = columns or (list(rows[0]) if rows else [])
     return _sorted([{name: _normal(row[name], name) for name in keep} for row in rows])
 
@@ -157,9 +171,28 @@ def _marts(settings: WarehouseSettings) -> str:
     return settings.layer_schema("marts")
 
 
-def test_the_spark_build_and_how_long_it_takes(builds: dict[str, Any]) -> None:
-    """Every model and data test passed on Spark (run_dbt raises otherwise); the time is reported."""
-    print(f"\nSpark: planted fixtures loaded and built in {builds['seconds']:.0f} s")
+def _nodes(results: Any) -> dict[str, set[str]]:
+    """A build's seeds, models and data tests by kind."""
+    nodes: dict[str, set[str]] = {"seed": set(), "model": set(), "test": set()}
+    for result in results:
+        nodes.setdefault(str(result.node.resource_type), set()).add(result.node.unique_id)
+    return nodes
+
+
+def test_every_model_and_data_test_passes_on_spark(builds: dict[str, Any]) -> None:
+    """The Spark build ran every seed, model and data test the PostgreSQL build runs, and none
+    failed (any that did are named); the time is reported."""
+    print(f"\nSpark: planted fixtures loaded and built (data tests included) in {builds['seconds']:.0f} s")
+    results = builds["results"]
+    failed = {
+        result.node.unique_id: f"{result.status}: {result.message}"
+        for result in results
+        if str(result.status) not in {"pass", "success", "no-op"}  # an exposure runs nothing: no-op
+    }
+
+    assert failed == {}
+    assert _nodes(results) == _nodes(builds["postgres_results"])
+    assert len(_nodes(results)["test"]) >= 250
     assert builds["load"].unrepresentable == {"bookings": ["planted_b_nan"], "subscriptions": ["planted_sub_nan"]}
 
 
@@ -447,3 +480,126 @@ def test_each_gate_gives_the_same_verdicts_on_spark(
     assert not any(pii & set(row) for rows in samples.values() for row in rows)
     if stage == "raw":
         assert samples, "the planted raw data has dirty rows: the raw gate must find some"
+
+
+# Incremental reruns on Spark
+# Run last: the builds are moved on to the next date. The incremental models replace the
+# partitions they rebuild (insert_overwrite on Spark, macros/cross_db/types.sql), as the
+# PostgreSQL module checks for delete+insert with the same helpers (tests/reruns.py).
+
+NEXT_DAY = AS_OF + dt.timedelta(days=1)
+
+
+def _spark_fingerprint(session: Any, relation: str) -> tuple[int, str]:
+    """Rows and an md5 over them in a stable order: equal fingerprints mean identical tables."""
+    row = session.sql(
+        "select count(*) as row_count, "
+        "md5(coalesce(concat_ws(char(10), array_sort(collect_list(to_json(struct(*))))), '')) as content "
+        f"from {relation}"
+    ).first()
+    return row["row_count"], row["content"]
+
+
+def _incremental_models(target: Path) -> list[str]:
+    """schema.table of every model the build's manifest materialises incrementally on Spark."""
+    nodes = json.loads((target / "manifest.json").read_text())["nodes"].values()
+    return sorted(
+        f"{node['schema']}.{node['alias']}"
+        for node in nodes
+        if node["resource_type"] == "model" and node["config"]["materialized"] == "incremental"
+    )
+
+
+def test_rerunning_the_same_date_on_spark_leaves_every_incremental_model_identical(
+    builds: dict[str, Any], tmp_path: Path
+) -> None:
+    """A rerun of AS_OF replaces the partitions it rebuilt with the same rows. Only the incremental
+    models are rerun: every other model is a table or view rebuilt whole from them."""
+    session, settings = builds["session"], builds["settings"]
+    incremental = _incremental_models(builds["target"])
+    rerun = ["run", "--select", "config.materialized:incremental", *VARS, "--target-path", str(tmp_path)]
+
+    before, after = around(
+        lambda: run_dbt(rerun, settings), lambda table: _spark_fingerprint(session, table), incremental
+    )
+
+    assert len(incremental) >= 9
+    assert all(rows for rows, _ in before.values()), before
+    assert after == before
+
+
+def test_the_next_date_built_on_spark_carries_the_history_over_as_postgres_does(
+    builds: dict[str, Any], warehouse: WarehouseSettings, pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """NEXT_DAY's readiness history built on top of AS_OF's (the previous partition read back from
+    the table being overwritten): one partition per date, one row per user, the tier clock carried
+    over, and the rows PostgreSQL's history holds built the same way."""
+    session, settings = builds["session"], builds["settings"]
+    build = ["run", "--select", "+readiness_history", *dbt_vars(NEXT_DAY)]
+    columns = [
+        "as_of_date",
+        "user_id",
+        "readiness_score",
+        "readiness_tier",
+        "readiness_reasons",
+        "previous_readiness_tier",
+        "tier_entered_on",
+        "ready_streak_started_on",
+        "days_at_ready",
+    ]
+
+    run_dbt([*build, "--target-path", str(tmp_path / "spark")], settings)
+    run_dbt([*build, "--target-path", str(tmp_path / "postgres")], warehouse)
+
+    on_spark = _spark_rows(session, _marts(settings), "readiness_history", columns)
+    assert on_spark == _pg_rows(pg_conn, _marts(warehouse), "readiness_history", columns)
+    users = {row["user_id"] for row in on_spark}
+    assert sorted({(row["as_of_date"], row["user_id"]) for row in on_spark}) == sorted(
+        (day.isoformat(), user) for day in (AS_OF, NEXT_DAY) for user in users
+    )
+    assert len(on_spark) == 2 * len(users)
+    ready = sorted(
+        (row["as_of_date"], row["tier_entered_on"], row["days_at_ready"])
+        for row in on_spark
+        if row["user_id"] == "planted_c_ready"
+    )
+    assert ready == [(AS_OF.isoformat(), AS_OF.isoformat(), 0), (NEXT_DAY.isoformat(), AS_OF.isoformat(), 1)]
+
+
+def test_incremental_validation_on_spark_gives_the_tables_a_full_refresh_and_postgres_give(
+    builds: dict[str, Any], warehouse: WarehouseSettings, pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """Run after the next date's build above: the tables validated run by run (AS_OF, then
+    NEXT_DAY on top of the partitions AS_OF kept) equal a rebuild from all of history as of
+    NEXT_DAY, on Spark as on PostgreSQL, and both engines give every row the same verdict (the
+    NaN amounts Spark refuses at load apart)."""
+    session, settings = builds["session"], builds["settings"]
+    unloadable = {record_id for ids in builds["load"].unrepresentable.values() for record_id in ids}
+    on_spark, on_postgres = settings.layer_schema("intermediate"), warehouse.layer_schema("intermediate")
+
+    def verdicts(table: str) -> list[str]:
+        # The id, and the verdict: timestamps and partition dates differ where PostgreSQL holds
+        # -infinity (Spark's first instant), which Python cannot hold either.
+        return [session.table(f"{on_spark}.{table}").columns[0], "quarantine_reason", "is_valid"]
+
+    def spark_table(table: str) -> tuple[tuple[int, str], list[dict[str, Any]]]:
+        return _spark_fingerprint(session, f"{on_spark}.{table}"), _spark_rows(
+            session, on_spark, table, verdicts(table)
+        )
+
+    def postgres_table(table: str) -> tuple[str, list[dict[str, Any]]]:
+        keys = verdicts(table)
+        rows = [row for row in _pg_rows(pg_conn, on_postgres, table, keys) if row[keys[0]] not in unloadable]
+        return pg_checksum(pg_conn, on_postgres, table), rows
+
+    spark = validated_events_and_a_full_refresh(settings, NEXT_DAY, spark_table, "--target-path", str(tmp_path / "s"))
+    postgres = validated_events_and_a_full_refresh(
+        warehouse, NEXT_DAY, postgres_table, "--target-path", str(tmp_path / "p")
+    )
+
+    assert spark[1] == spark[0]
+    assert postgres[1] == postgres[0]
+    assert {table: rows for table, (_, rows) in spark[0].items()} == {
+        table: rows for table, (_, rows) in postgres[0].items()
+    }
+    assert all(rows for _, rows in postgres[0].values())

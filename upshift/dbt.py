@@ -23,8 +23,12 @@ class DbtCommandFailed(RuntimeError):
     """A dbt command did not succeed; dbt's own output above says which node and why."""
 
 
-def run_dbt(args: Sequence[str], settings: WarehouseSettings) -> object:
+def run_dbt(args: Sequence[str], settings: WarehouseSettings, *, check: bool = True) -> object:
     """Invoke `dbt <args>` against the project; raises DbtCommandFailed when it fails.
+
+    With check=False a run that completed with failing nodes (a data test failing, a model
+    erroring) returns its results instead, for the caller to name the failures; a command
+    that could not run at all (no results) still raises.
 
     dbt reads `env_var()` from os.environ, so the settings go there for the invocation, with
     PGTZ=UTC: dbt-postgres has no profile field for session options, and PGTZ pins every
@@ -44,7 +48,7 @@ def run_dbt(args: Sequence[str], settings: WarehouseSettings) -> object:
     command = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     with environment(env):
         result = dbtRunner().invoke(command)
-    if not result.success:
+    if not result.success and (check or result.result is None):
         raise DbtCommandFailed(f"`dbt {' '.join(args)}` failed: {result.exception or 'see the dbt output above'}")
     return result.result
 
