@@ -112,6 +112,8 @@ if not MANIFEST_PATH.is_file():
     )
 
 AS_OF_DATE = "{{ params.as_of_date or data_interval_end | ds }}"
+# What dbt's as_of_date() macro reads when no --vars as_of_date is given (macros/as_of.sql).
+AS_OF_DATE_ENV = "UPSHIFT_AS_OF_DATE"
 # Destination -> the pool that caps concurrent calls to its API (config/pools.json).
 SYNC_POOLS = {"braze": "braze_api", "iterable": "iterable_api"}
 # Longest a sync step may run: a hung destination must not hold its pool slot for ever. Well
@@ -167,8 +169,12 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
             dbt_project_path=DBT_PROJECT_DIR,
             manifest_path=MANIFEST_PATH,
             # SESSION_ENV (PGTZ=UTC) pins dbt's sessions to UTC: dbt-postgres has no profile
-            # field for session options, so the profile mapping cannot carry it.
-            env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test", **SESSION_ENV},
+            # field for session options, so the profile mapping cannot carry it. The as-of date
+            # goes as an environment variable (rendered per run: `env` is a template field),
+            # not as --vars: dbt re-parses the whole project whenever --vars change, and the
+            # project's as_of_date() macro reads it only when executing, so a new date keeps
+            # dbt's partial parse.
+            env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test", AS_OF_DATE_ENV: AS_OF_DATE, **SESSION_ENV},
         ),
         profile_config=_profile_config(),
         execution_config=ExecutionConfig(
@@ -187,7 +193,6 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
             emit_datasets=False,
         ),
         operator_args={
-            "vars": {"as_of_date": AS_OF_DATE},
             "full_refresh": "{{ params.full_refresh }}",
             # The model tasks start once the build finished, so their first look finds the
             # result: no deferral round trip through the triggerer, no slot held while waiting.
