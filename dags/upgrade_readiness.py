@@ -102,7 +102,7 @@ from cosmos.profiles import PostgresUserPasswordProfileMapping, SparkThriftProfi
 from upshift_gates import ReadinessGateOperator
 from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
 
-from upshift.dbt import DBT_PROJECT_DIR, MANIFEST_PATH
+from upshift.dbt import DBT_PROFILE, DBT_PROJECT_DIR, MANIFEST_PATH
 from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV, target_schema, warehouse_engine
 
 if not MANIFEST_PATH.is_file():
@@ -141,15 +141,15 @@ def _profile_config() -> ProfileConfig:
         spark_conn_id = os.environ.get("UPSHIFT_SPARK_CONN_ID")
         if spark_conn_id:
             return ProfileConfig(
-                profile_name="upshift",
+                profile_name=DBT_PROFILE,
                 target_name="spark",
                 profile_mapping=SparkThriftProfileMapping(conn_id=spark_conn_id, profile_args=profile_args),
             )
         return ProfileConfig(
-            profile_name="upshift", target_name="spark", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
+            profile_name=DBT_PROFILE, target_name="spark", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
         )
     return ProfileConfig(
-        profile_name="upshift",
+        profile_name=DBT_PROFILE,
         target_name="postgres",
         profile_mapping=PostgresUserPasswordProfileMapping(conn_id=AIRFLOW_CONN_ID, profile_args=profile_args),
     )
