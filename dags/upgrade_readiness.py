@@ -103,7 +103,7 @@ from cosmos.profiles import PostgresUserPasswordProfileMapping, SparkThriftProfi
 from upshift_gates import ReadinessGateOperator
 from upshift_sync_operators import SyncEventsOperator, SyncIterableListsOperator, SyncUsersOperator
 
-from upshift.dbt import DBT_PROJECT_DIR, MANIFEST_PATH
+from upshift.dbt import DBT_PROFILE, DBT_PROJECT_DIR, MANIFEST_PATH
 from upshift.warehouse import AIRFLOW_CONN_ID, SESSION_ENV, target_schema, warehouse_engine
 
 if not MANIFEST_PATH.is_file():
@@ -113,6 +113,8 @@ if not MANIFEST_PATH.is_file():
     )
 
 AS_OF_DATE = "{{ params.as_of_date or data_interval_end | ds }}"
+# What dbt's as_of_date() macro reads when no --vars as_of_date is given (macros/as_of.sql).
+AS_OF_DATE_ENV = "UPSHIFT_AS_OF_DATE"
 # Destination -> the pool that caps concurrent calls to its API (config/pools.json).
 API_POOLS = {"braze": "braze_api", "iterable": "iterable_api"}
 # Spark in local mode (no UPSHIFT_SPARK_CONN_ID): each task's Spark is its own process on one
@@ -153,15 +155,15 @@ def _profile_config() -> ProfileConfig:
         spark_conn_id = os.environ.get("UPSHIFT_SPARK_CONN_ID")
         if spark_conn_id:
             return ProfileConfig(
-                profile_name="upshift",
+                profile_name=DBT_PROFILE,
                 target_name="spark",
                 profile_mapping=SparkThriftProfileMapping(conn_id=spark_conn_id, profile_args=profile_args),
             )
         return ProfileConfig(
-            profile_name="upshift", target_name="spark", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
+            profile_name=DBT_PROFILE, target_name="spark", profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"
         )
     return ProfileConfig(
-        profile_name="upshift",
+        profile_name=DBT_PROFILE,
         target_name="postgres",
         profile_mapping=PostgresUserPasswordProfileMapping(conn_id=AIRFLOW_CONN_ID, profile_args=profile_args),
     )
@@ -181,8 +183,12 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
             dbt_project_path=DBT_PROJECT_DIR,
             manifest_path=MANIFEST_PATH,
             # SESSION_ENV (PGTZ=UTC) pins dbt's sessions to UTC: dbt-postgres has no profile
-            # field for session options, so the profile mapping cannot carry it.
-            env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test", **SESSION_ENV},
+            # field for session options, so the profile mapping cannot carry it. The as-of date
+            # goes as an environment variable (rendered per run: `env` is a template field),
+            # not as --vars: dbt re-parses the whole project whenever --vars change, and the
+            # project's as_of_date() macro reads it only when executing, so a new date keeps
+            # dbt's partial parse.
+            env_vars={"DBT_EXCLUDE_RESOURCE_TYPES": "unit_test", AS_OF_DATE_ENV: AS_OF_DATE, **SESSION_ENV},
         ),
         profile_config=_profile_config(),
         execution_config=ExecutionConfig(
@@ -201,7 +207,6 @@ def _dbt_stage(group_id: str, select: list[str]) -> DbtTaskGroup:
             emit_datasets=False,
         ),
         operator_args={
-            "vars": {"as_of_date": AS_OF_DATE},
             "full_refresh": "{{ params.full_refresh }}",
             # The model tasks start once the build finished, so their first look finds the
             # result: no deferral round trip through the triggerer, no slot held while waiting.

@@ -219,11 +219,11 @@ def test_params_are_usable_from_the_trigger_form(dag) -> None:
 
 
 def _as_of_templates(dag) -> dict[str, str]:
-    """The as-of template of every task that reads one: dbt vars, gates, sync steps."""
+    """The as-of template of every task that reads one: dbt's environment, gates, sync steps."""
     templates = {}
     for task in dag.tasks:
         if hasattr(task, "vars"):
-            templates[task.task_id] = task.vars["as_of_date"]
+            templates[task.task_id] = task.env["UPSHIFT_AS_OF_DATE"]
         elif task.task_id in GATES or task.task_id.startswith("sync."):
             templates[task.task_id] = task.as_of_date
     return templates
@@ -271,8 +271,16 @@ def test_templated_flags_arrive_as_booleans_and_the_as_of_date_as_text(dag) -> N
         "force_backfill": True,
     }
     assert rendered(build, "full_refresh") is True
-    assert rendered(build, "vars") == {"as_of_date": "2025-06-02"}
+    assert rendered(build, "env")["UPSHIFT_AS_OF_DATE"] == "2025-06-02"
     assert rendered(build, "env")["PGTZ"] == "UTC"
+
+
+def test_dbt_tasks_pass_no_vars_so_a_new_date_keeps_dbt_partial_parse(dag) -> None:
+    """dbt re-parses the whole project when --vars change; the as-of date goes in the environment."""
+    dbt_tasks = [task for task in dag.tasks if hasattr(task, "vars")]
+
+    assert len(dbt_tasks) > 40
+    assert {task.task_id: task.vars for task in dbt_tasks if task.vars} == {}
 
 
 def _upstream_closure(dag, task_id: str) -> set[str]:

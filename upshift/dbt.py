@@ -10,10 +10,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from upshift.warehouse import REPO_ROOT, SESSION_ENV, WarehouseSettings, environment
+from upshift.warehouse import REPO_ROOT, SESSION_ENV, WarehouseSettings, environment, warehouse_engine
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
+# profiles.yml's profile; its output (target) is the engine's name. Every invocation names both,
+# as the DAG's Cosmos tasks do: dbt keeps its partial parse (target/partial_parse.msgpack, which
+# Cosmos copies into each task's project) only for the same --profile, --target and --vars, so
+# the manifest `parse()` writes spares each stage's first build a whole re-parse.
+DBT_PROFILE = "upshift"
 # `dbt parse` never connects, so it can run before any warehouse exists; profiles.yml still
 # needs a host to render.
 _PARSE_ONLY_HOST = "localhost"
@@ -47,6 +52,7 @@ def run_dbt(args: Sequence[str], settings: WarehouseSettings, *, check: bool = T
     }
     command = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     with environment(env):
+        command += ["--profile", DBT_PROFILE, "--target", warehouse_engine()]
         result = dbtRunner().invoke(command)
     if not result.success and (check or result.result is None):
         raise DbtCommandFailed(f"`dbt {' '.join(args)}` failed: {result.exception or 'see the dbt output above'}")

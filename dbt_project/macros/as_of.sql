@@ -2,12 +2,19 @@
     (UTC) are in scope; "last N days" windows are half-open and end there. -#}
 {% macro as_of_date() -%}
     {%- set configured = var('as_of_date', '') -%}
+    {%- set source = "var('as_of_date')" -%}
+    {#- The orchestrator's date (the DAG's): read only when executing, so parsing never
+        records it and dbt's partial parse survives a new date (a changed --vars does not). -#}
+    {%- if configured in (none, '') and execute -%}
+        {%- set configured = env_var('UPSHIFT_AS_OF_DATE', '') -%}
+        {%- set source = 'UPSHIFT_AS_OF_DATE' -%}
+    {%- endif -%}
     {%- if configured in (none, '') -%}
         {{- return(run_started_at.strftime('%Y-%m-%d')) -}}
     {%- endif -%}
     {%- set text = configured | string -%}
     {%- if not is_calendar_date(text) -%}
-        {{ exceptions.raise_compiler_error("var('as_of_date') must be a date as YYYY-MM-DD, got '" ~ text ~ "'") }}
+        {{ exceptions.raise_compiler_error(source ~ " must be a date as YYYY-MM-DD, got '" ~ text ~ "'") }}
     {%- endif -%}
     {{- return(text) -}}
 {%- endmacro %}

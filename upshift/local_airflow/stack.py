@@ -40,6 +40,18 @@ from upshift.warehouse import WarehouseSettings, ensure_warehouse, sqlalchemy_ur
 METADATA_DATABASE = "airflow"
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 EMULATOR = "emulator"
+# What every task process imports on top of Airflow: Cosmos (the DAG file), dbt and its adapter
+# (a stage's build and tests), Great Expectations (a gate). Each task is a fork of the process
+# that runs it (a Celery worker's pool process, or the LocalExecutor's, forked from the
+# scheduler), so importing them there once spares every task their import: 1-10 s of CPU each
+# on this machine, and most tasks are model tasks whose own work is a fraction of a second.
+TASK_IMPORTS = ("cosmos.operators.watcher", "dbt.cli.main", "dbt.adapters.postgres", "great_expectations")
+_AIRFLOW_WITH_TASK_IMPORTS = (
+    "import importlib, runpy\n"
+    f"for module in {TASK_IMPORTS!r}:\n"
+    "    importlib.import_module(module)\n"
+    "runpy.run_module('airflow', run_name='__main__', alter_sys=True)\n"
+)
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 8080
 WORKER_NAME_VARIABLE = "UPSHIFT_CELERY_WORKER_NAME"
@@ -223,11 +235,13 @@ class LocalAirflow:
             "api-server": ["-m", "airflow", "api-server", "--host", LOOPBACK, "--port", str(self.port)],
             **{service: ["-m", "airflow", service] for service in SERVICES if service != "api-server"},
         }
+        if not self.executor.celery:
+            commands["scheduler"] = ["-c", _AIRFLOW_WITH_TASK_IMPORTS, "scheduler"]
         environments = {EMULATOR: {**env, **self.emulator_keys.emulator_env()}}
         for node in self.workers:
             service = node.partition("@")[0].removeprefix(f"{self.celery_queue}-")
             commands[service] = [
-                *("-m", "airflow", "celery", "worker", "--celery-hostname", node),
+                *("-c", _AIRFLOW_WITH_TASK_IMPORTS, "celery", "worker", "--celery-hostname", node),
                 *("--queues", self.celery_queue, "--concurrency", str(self.executor.concurrency)),
                 # Task logs are files in the home every service shares; no log server per worker.
                 "--skip-serve-logs",
