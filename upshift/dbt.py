@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from upshift.warehouse import REPO_ROOT, SESSION_ENV, WarehouseSettings, environment, warehouse_engine
+from upshift.warehouse import REPO_ROOT, SESSION_ENV, WarehouseSettings, environment
 
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
@@ -50,9 +50,12 @@ def run_dbt(args: Sequence[str], settings: WarehouseSettings, *, check: bool = T
         "UPSHIFT_SYNC_SCHEMA": SyncSettings.from_env().schema,
         **SESSION_ENV,
     }
-    command = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    command = [
+        *args,
+        *("--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)),
+        *("--profile", DBT_PROFILE, "--target", settings.engine),
+    ]
     with environment(env):
-        command += ["--profile", DBT_PROFILE, "--target", warehouse_engine()]
         result = dbtRunner().invoke(command)
     if not result.success and (check or result.result is None):
         raise DbtCommandFailed(f"`dbt {' '.join(args)}` failed: {result.exception or 'see the dbt output above'}")

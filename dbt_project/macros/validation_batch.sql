@@ -15,8 +15,7 @@
 {#- First day of the batch (YYYY-MM-DD): lookback days before the as-of date. Worked
     out here, not in SQL, so no session time zone can move it. -#}
 {% macro validation_batch_start_date() -%}
-    {%- set as_of = modules.datetime.date.fromisoformat(as_of_date()) -%}
-    {{- return((as_of - modules.datetime.timedelta(days=var('validation_lookback_days'))).isoformat()) -}}
+    {{- return(iso_days_before(as_of_date(), var('validation_lookback_days'))) -}}
 {%- endmacro %}
 
 {#- First instant of the batch: midnight UTC of its first day. -#}
