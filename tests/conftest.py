@@ -1,7 +1,10 @@
 """Shared fixtures: a PostgreSQL for the session and a fresh database per test module.
 
 By default the session starts an embedded PostgreSQL (pgserver) in a temporary UPSHIFT_HOME,
-so the tests need nothing installed. With UPSHIFT_TEST_PG_HOST set (plus optional
+so the tests need nothing installed. `python3 run.py test` runs them in pytest-xdist worker
+processes (one per core, at most four), a whole module per worker at a time; each worker is a
+session of its own, with its own UPSHIFT_HOME, embedded PostgreSQL, Airflow home and copy of the
+dbt project. With UPSHIFT_TEST_PG_HOST set (plus optional
 UPSHIFT_TEST_PG_PORT / _USER / _PASSWORD) they run against that server instead; `.ci/run`
 does both. Each module gets its own database, dropped afterwards, so modules never see each
 other's tables.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -22,21 +26,42 @@ import pytest
 from psycopg import sql
 
 from upshift.local_airflow import DAGS_FOLDER, PLUGINS_FOLDER
-from upshift.warehouse import WarehouseSettings, ensure_warehouse, stop_embedded
+from upshift.warehouse import REPO_ROOT, WarehouseSettings, ensure_warehouse, stop_embedded
 
 _DB_FIXTURES = {"warehouse_server", "warehouse", "pg_conn"}
 _SESSION_HOME: Path | None = None
+# The slowest modules first (the rest keep their collection order): xdist hands each free worker
+# the next module, so starting with the longest lets the workers finish together.
+_SLOWEST_FIRST = (
+    "test_airflow_scheduler.py",
+    "test_spark.py",
+    "test_dbt_project.py",
+    "test_end_to_end.py",
+    "test_sync.py",
+    "test_templates.py",
+    "test_report.py",
+    "test_gates.py",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Give the session its own UPSHIFT_HOME and Airflow home before anything imports airflow.
 
     Airflow reads AIRFLOW_HOME once, at its first import, and test modules import it while they
-    are collected, so this cannot wait for a fixture.
+    are collected, so this cannot wait for a fixture. The same goes for the dbt project: the
+    session builds a copy of it (upshift.dbt reads UPSHIFT_DBT_PROJECT_DIR at import), so its
+    target/ folder - the manifest the DAG renders, dbt's partial parse and run results - is this
+    session's alone, whatever other test processes build at the same time, and the checkout's
+    own target/ is left as it was.
     """
     global _SESSION_HOME
+    assert "upshift.dbt" not in sys.modules, "upshift.dbt was imported before the session chose its dbt project"
     _SESSION_HOME = Path(tempfile.mkdtemp(prefix="upshift-test-"))
     os.environ["UPSHIFT_HOME"] = str(_SESSION_HOME)
+    project = Path(os.environ.get("UPSHIFT_DBT_PROJECT_DIR") or REPO_ROOT / "dbt_project")
+    copy = _SESSION_HOME / "dbt_project"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    os.environ["UPSHIFT_DBT_PROJECT_DIR"] = str(copy)
     os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME / "airflow")
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PLUGINS_FOLDER)
@@ -51,10 +76,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a database fixture `db`, so `-m db` selects exactly those."""
+    """Mark every test that uses a database fixture `db`, so `-m db` selects exactly those; put
+    the slowest modules first (a stable sort: tests keep their order within a module)."""
     for item in items:
         if _DB_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.db)
+    rank = {name: position for position, name in enumerate(_SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def _external_server() -> WarehouseSettings | None:

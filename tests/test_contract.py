@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from upshift.contract import SOURCES_YML, ContractError, load_contract, raw_contract
+from upshift.dbt import DBT_PROJECT_DIR
 from upshift.gates import GateConfigError, load_stage_plan
 from upshift.generator.dirty import Corrupter
 from upshift.generator.tables import TABLES, raw_tables, schema_ddl
@@ -196,17 +197,17 @@ def test_no_file_but_the_sources_yml_restates_an_enum_list() -> None:
     }
     # The readers of the raw tables: staging (models, tests, macros), the raw gate, the generator.
     # Later layers name roles and channels of their own derived columns.
-    staging = REPO_ROOT / "dbt_project" / "models" / "staging"
+    staging = DBT_PROJECT_DIR / "models" / "staging"
     files = [
         *staging.rglob("*.sql"),
         *staging.rglob("*.yml"),
-        *(REPO_ROOT / "dbt_project" / "macros").rglob("*.sql"),
+        *(DBT_PROJECT_DIR / "macros").rglob("*.sql"),
         REPO_ROOT / "expectations" / "suites" / "raw.yml",
         *(REPO_ROOT / "upshift" / "generator").rglob("*.py"),
         *(REPO_ROOT / "upshift" / "gates").rglob("*.py"),
     ]
     restated = [
-        f"{path.relative_to(REPO_ROOT)}: {name}"
+        f"{path.relative_to(DBT_PROJECT_DIR.parent if path.is_relative_to(DBT_PROJECT_DIR) else REPO_ROOT)}: {name}"
         for path in files
         if path != SOURCES_YML
         for found in _quoted_lists(path.read_text(encoding="utf-8"))

@@ -6,13 +6,18 @@ that `parse()` writes).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from upshift.warehouse import REPO_ROOT, SESSION_ENV, WarehouseSettings, environment
 
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+# The dbt project the CLI, the gates and the DAG run: this checkout's, or a copy of it elsewhere
+# (UPSHIFT_DBT_PROJECT_DIR), e.g. a fork an analytics engineer edits, or one target/ per test
+# process (dbt writes its manifest and partial parse into the project's target/ folder, which
+# Cosmos reads back from there; two processes building one project would overwrite each other's).
+DBT_PROJECT_DIR = Path(os.environ.get("UPSHIFT_DBT_PROJECT_DIR") or REPO_ROOT / "dbt_project").resolve()
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 # profiles.yml's profile; its output (target) is the engine's name. Every invocation names both,
 # as the DAG's Cosmos tasks do: dbt keeps its partial parse (target/partial_parse.msgpack, which

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from upshift.contract import raw_contract
+from upshift.dbt import DBT_PROJECT_DIR
 from upshift.generator.generate import GenerationOptions, GenerationReport, generate_chunks
 from upshift.generator.planted import PlantedFixtureError, _read_fixture
 from upshift.generator.tables import NULL, TABLES
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
     from pyspark.sql import SparkSession
 
-PROFILES_YML = Path(__file__).resolve().parent.parent / "dbt_project" / "profiles.yml"
+PROFILES_YML = DBT_PROJECT_DIR / "profiles.yml"
 # Where PostgreSQL's special timestamps land on Spark, whose timestamps span years 1-9999.
 SPECIAL_TIMESTAMPS = {"infinity": "9999-12-31T23:59:59.999999+00:00", "-infinity": "0001-01-01T00:00:00+00:00"}
 NON_FINITE = {"nan", "infinity", "-infinity", "+infinity", "inf", "-inf"}
