@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from upshift.dbt import run_dbt
-from upshift.warehouse import WarehouseSettings
+from upshift.warehouse import WarehouseSettings, environment
 
 # The event tables' validation models, incremental by event date (macros/validation_batch.sql).
 VALIDATED_EVENTS = [
@@ -33,6 +34,15 @@ VALIDATED_EVENTS = [
 
 def dbt_vars(as_of: dt.date, **extra: object) -> list[str]:
     return ["--vars", json.dumps({"as_of_date": as_of.isoformat(), **extra})]
+
+
+@contextmanager
+def as_of_in_env(as_of: dt.date) -> Iterator[None]:
+    """The dbt runs in the block compute as of `as_of`, passed as the DAG passes it: in
+    UPSHIFT_AS_OF_DATE, which `as_of_date()` (macros/as_of.sql) reads only when executing.
+    Unlike a new `--vars`, a new date that way keeps dbt's partial parse (no full re-parse)."""
+    with environment({"UPSHIFT_AS_OF_DATE": as_of.isoformat()}):
+        yield
 
 
 def pg_checksum(conn: psycopg.Connection, schema: str, table: str) -> str:
@@ -57,5 +67,6 @@ def validated_events_and_a_full_refresh(
     """The validated event tables as the incremental runs up to `as_of` left them, and after a
     full refresh as of that date (a rebuild from all of history), each table's fingerprint."""
     incremental = {table: fingerprint(table) for table in VALIDATED_EVENTS}
-    run_dbt(["run", "--select", *VALIDATED_EVENTS, "--full-refresh", *dbt_vars(as_of), *args], settings)
+    with as_of_in_env(as_of):
+        run_dbt(["run", "--select", *VALIDATED_EVENTS, "--full-refresh", *args], settings)
     return incremental, {table: fingerprint(table) for table in VALIDATED_EVENTS}

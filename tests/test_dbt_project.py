@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 
 from tests.planted import PLANTED_DIR, actual_quarantine, actual_readiness, expected_quarantine, expected_readiness
-from tests.reruns import around, validated_events_and_a_full_refresh
+from tests.reruns import around, as_of_in_env, validated_events_and_a_full_refresh
 from tests.reruns import dbt_vars as _vars
 from tests.reruns import pg_checksum as _checksum
 from upshift.dbt import DBT_PROJECT_DIR, DbtCommandFailed, parse, run_dbt
@@ -51,11 +51,17 @@ MARTS = [
 
 
 def _build(settings: WarehouseSettings, as_of: dt.date, *args: str) -> None:
-    run_dbt(["build", "--exclude-resource-type", "unit_test", *_vars(as_of), *args], settings)
+    """`dbt build` as of `as_of`, the date in the environment as the DAG passes it: the tests
+    below that pass `--vars` are the ones about vars."""
+    with as_of_in_env(as_of):
+        run_dbt(["build", "--exclude-resource-type", "unit_test", *args], settings)
 
 
-def _unit_test_results(results: Any) -> list[Any]:
-    """The unit tests' results: a run's results also hold the on-run-start hook that validates the vars."""
+def _unit_tests(settings: WarehouseSettings, *args: str) -> list[Any]:
+    """Run the unit tests as of AS_OF (the ones that pin a date override it) and return their
+    results: a run's results also hold the on-run-start hook that validates the vars."""
+    with as_of_in_env(AS_OF):
+        results = run_dbt(["test", "--select", "test_type:unit", *args], settings)
     return [result for result in results if str(result.node.resource_type) == "unit_test"]
 
 
@@ -75,7 +81,7 @@ def marts_schema(built: WarehouseSettings) -> str:
 
 
 def test_dbt_unit_tests_pass(built: WarehouseSettings) -> None:
-    results = _unit_test_results(run_dbt(["test", "--select", "test_type:unit", *_vars(AS_OF)], built))
+    results = _unit_tests(built)
 
     names = {result.node.name for result in results}
     assert {
@@ -224,6 +230,13 @@ def test_rerunning_the_same_date_leaves_every_mart_identical(
     assert after == before
 
 
+def _new_york_target(settings: WarehouseSettings) -> list[str]:
+    """The New York database's own dbt target path. dbt keeps one partial parse per target path,
+    valid only for the connection it parsed with: in their own, the New York runs leave the
+    module database's to the builds after them, which then need no full re-parse."""
+    return ["--target-path", str(settings.home / f"dbt-target-{settings.database}")]
+
+
 @pytest.fixture(scope="module")
 def new_york_built(warehouse_server: WarehouseSettings) -> Iterator[WarehouseSettings]:
     """The planted data built as of AS_OF in a database whose default time zone is New York,
@@ -240,7 +253,7 @@ def new_york_built(warehouse_server: WarehouseSettings) -> Iterator[WarehouseSet
         patch.setenv("PGTZ", NEW_YORK)
         with connect(settings) as conn:
             load_planted(conn, PLANTED_DIR, as_of=AS_OF, schema=settings.raw_schema)
-        _build(settings, AS_OF)
+        _build(settings, AS_OF, *_new_york_target(settings))
     yield settings
     with psycopg.connect(**warehouse_server.conninfo("postgres"), autocommit=True) as admin:
         admin.execute(sql.SQL("drop database if exists {} with (force)").format(database))
@@ -269,7 +282,7 @@ def test_dbt_unit_tests_pass_under_a_new_york_session(
     time zone the server, the database and the caller's PGTZ name."""
     monkeypatch.setenv("PGTZ", NEW_YORK)
 
-    results = _unit_test_results(run_dbt(["test", "--select", "test_type:unit", *_vars(AS_OF)], new_york_built))
+    results = _unit_tests(new_york_built, *_new_york_target(new_york_built))
 
     assert results
     assert {str(result.status) for result in results} == {"pass"}
