@@ -46,26 +46,26 @@ READY_LIST_LENGTH = 20
 
 @dataclass(frozen=True)
 class Shown:
-    """What the page shows of a mart with a row per user or per upgrade: `select`, over {table},
-    returns the rows it draws; `count_by` also counts the whole mart's rows per value of a column."""
+    """What the page shows of a mart with a row per user or per upgrade: `select`, over {table}
+    ({where} cuts a dated mart at the as-of date), returns the rows it draws; `count_by` also
+    counts the whole mart's rows per value of a column."""
 
     select: str
     count_by: str | None = None
 
 
-# None of these marts is cut at the as-of date (MARTS), so no select needs an as-of filter.
 SHOWN: dict[str, Shown] = {
     # The histogram's buckets are drawn from the upgrades per (rounded) duration.
     "time_to_upgrade": Shown(
         """
         select days_to_upgrade, is_within_target, count(*) as upgrades
-        from {table}
+        from {table}{where}
         group by days_to_upgrade, is_within_target
         order by days_to_upgrade, is_within_target
         """
     ),
     "ready_without_conversion": Shown(
-        f"select * from {{table}} order by days_at_ready desc, user_id limit {READY_LIST_LENGTH}",
+        f"select * from {{table}}{{where}} order by days_at_ready desc, user_id limit {READY_LIST_LENGTH}",
         count_by="role",
     ),
     # Clients and MRR at stake per current plan, most clients first; ties in the order each plan
@@ -78,7 +78,7 @@ SHOWN: dict[str, Shown] = {
                 coalesce(nullif(current_plan_code, ''), 'none') as plan_code,
                 mrr_at_stake,
                 row_number() over (order by mrr_at_stake desc, user_id) as position
-            from {table}
+            from {table}{where}
         ) as gap
         group by plan_code
         order by clients desc, min(position)
@@ -147,7 +147,7 @@ class _Mart:
         rows = tuple(cursor.fetchall())
         counts: dict[Any, int] = {}
         if shown and shown.count_by:
-            query = "select {column}, count(*) from {table} group by {column}"
+            query = "select {column}, count(*) from {table}{where} group by {column}"
             counts = dict(self._execute(query, column=sql.Identifier(shown.count_by)).fetchall())
         measured: frozenset[dt.date] = frozenset()
         if has_as_of_date:
