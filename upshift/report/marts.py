@@ -42,6 +42,8 @@ MARTS: dict[str, tuple[str, bool]] = {
 # A mart read whole, and every mart's CSV extract.
 WHOLE = "select * from {table}{where} order by {order_by}"
 READY_LIST_LENGTH = 20
+# Rows per fetch while a CSV extract streams: what the review holds of a mart at a time.
+EXTRACT_BATCH_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,7 @@ class _Mart:
             self.conn.cursor(name=f"extract_{path.stem}") as cursor,
             path.open("w", newline="", encoding="utf-8") as handle,
         ):
+            cursor.itersize = EXTRACT_BATCH_ROWS
             cursor.execute(query, {"as_of": self.as_of})
             writer = csv.writer(handle)
             writer.writerow(column.name for column in cursor.description or ())
