@@ -23,7 +23,7 @@ from psycopg import sql
 from tests.planted import PLANTED_DIR
 from upshift.report import ReportResult, build_growth_review
 from upshift.report.__main__ import main as report_main
-from upshift.report.marts import MARTS
+from upshift.report.marts import MARTS, READY_LIST_LENGTH, read_marts
 from upshift.warehouse import WarehouseSettings
 
 AS_OF = dt.date(2026, 3, 1)
@@ -320,6 +320,52 @@ def test_hand_made_marts_show_the_expected_numbers_changes_and_lists(
         "no review for 15 Feb 2026"
     }
     assert "measured as of 1 Mar 2026, not 22 Feb 2026" in first_week.html_path.read_text(encoding="utf-8")
+
+
+def test_marts_with_a_row_per_user_are_read_as_what_the_page_shows(
+    built: WarehouseSettings, pg_conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    """A Ready 30+ list longer than the page's, and the built gap and upgrades: the review holds
+    the top of the list, counts per plan and per duration, yet states the whole marts' numbers."""
+    lists = _copy_of_marts(pg_conn, built, "long_lists")
+    _load_fixture_marts(pg_conn, lists)
+    for mart in ("addressable_gap", "time_to_upgrade"):
+        pg_conn.execute(
+            sql.SQL("insert into {} select * from {}").format(
+                lists.relation("marts", mart), built.relation("marts", mart)
+            )
+        )
+    ready = lists.relation("marts", "ready_without_conversion")
+    pg_conn.execute(
+        sql.SQL(
+            "insert into {} select date '2026-03-01', 'w_long_' || i, 'worker', 'Ready', 55, date '2026-01-25', 35 "
+            "from generate_series(1, 40) as i"
+        ).format(ready)
+    )
+
+    def scalar(query: str, mart: str) -> int:
+        return pg_conn.execute(sql.SQL(query).format(lists.relation("marts", mart))).fetchone()[0]
+
+    marts = read_marts(lists, AS_OF)
+    result = build_growth_review(lists, AS_OF, tmp_path)
+
+    assert len(marts["ready_without_conversion"].rows) == READY_LIST_LENGTH
+    plans = scalar("select count(distinct coalesce(current_plan_code, 'none')) from {}", "addressable_gap")
+    assert len(marts["addressable_gap"].rows) == plans > 0
+    durations = scalar("select count(distinct (days_to_upgrade, is_within_target)) from {}", "time_to_upgrade")
+    assert len(marts["time_to_upgrade"].rows) == durations > 0
+    page = ReviewPage(result.html_path.read_text(encoding="utf-8"))
+    stuck = page.sections["time-to-upgrade"]
+    listed = scalar("select count(*) from {}", "ready_without_conversion")
+    workers = scalar("select count(*) from {} where role = 'worker'", "ready_without_conversion")
+    assert f"{listed} users ({listed - workers} clients, {workers} workers)" in stuck
+    assert f"{listed - READY_LIST_LENGTH} more in ready_without_conversion.csv" in stuck
+    assert stuck.count("w_long_") == READY_LIST_LENGTH - 2, "the fixture's two longer streaks first"
+    upgrades = scalar("select count(*) from {}", "time_to_upgrade")
+    assert f"({upgrades:,} upgrades)" in stuck
+    clients = scalar("select count(*) from {}", "addressable_gap")
+    assert f"{clients:,}" in page.sections["addressable-gap"]
+    assert _csv_rows(result.csv_paths["ready_without_conversion"]) == listed
 
 
 def test_hand_made_marts_with_moved_targets_state_and_draw_the_rows_targets(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 from upshift.report.headlines import Headline, build_headlines, headline_rows
-from upshift.report.marts import MartTable, read_marts
+from upshift.report.marts import read_marts
 from upshift.report.page import render_page
 from upshift.warehouse import WarehouseSettings
 
@@ -43,21 +42,12 @@ def build_growth_review(settings: WarehouseSettings, as_of: dt.date, out_dir: Pa
     `settings` must have a concrete host (from ensure_warehouse, or an Airflow connection).
     Rebuilding the same date overwrites the same files, so a rerun of the weekly DAG is safe.
     """
-    marts = read_marts(settings, as_of)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marts = read_marts(settings, as_of, extract_to=out_dir)
     headlines = build_headlines(marts["growth_headlines"], as_of)
     current, _ = headline_rows(marts["growth_headlines"], as_of)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_paths = {name: _write_csv(table, out_dir) for name, table in marts.items() if table.exists}
+    csv_paths = {name: out_dir / f"{name}.csv" for name, table in marts.items() if table.exists}
     html_path = out_dir / f"growth_review_{as_of.isoformat()}.html"
     page = render_page(marts, headlines, current, as_of, settings.layer_schema("marts"))
     html_path.write_text(page, encoding="utf-8")
     return ReportResult(html_path, csv_paths, headlines)
-
-
-def _write_csv(table: MartTable, out_dir: Path) -> Path:
-    path = out_dir / f"{table.name}.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(table.columns)
-        writer.writerows(["" if value is None else value for value in row] for row in table.rows)
-    return path

@@ -25,7 +25,6 @@ SIDES = ("client", "worker")
 GREEN, AMBER, RED, GREY, BLUE = "#2e7d32", "#f0a500", "#c62828", "#9e9e9e", "#3867a8"
 TIER_MIX_DAYS = 182
 RECENT_MONTHS = 12
-READY_LIST_LENGTH = 20
 # Days-to-upgrade buckets of the histogram: (label, upper bound exclusive).
 UPGRADE_BUCKETS = (("0-6", 7), ("7-13", 14), ("14-20", 21), ("21-29", 30), ("30-59", 60), ("60+", None))
 # Where a target would be stated when the headline row does not carry the targets.
@@ -285,10 +284,10 @@ def _time_to_upgrade_section(
     elif not stuck.rows:
         parts.append('<p class="empty">Nobody has sat at Ready or above for 30+ days without converting.</p>')
     else:
-        records = stuck.records()
-        by_side = Counter(row["role"] for row in records)
-        shown = records[:READY_LIST_LENGTH]
-        more = len(records) - len(shown)
+        # The longest streaks (marts.READY_LIST_LENGTH of them), and the whole list's users per side.
+        shown = stuck.records()
+        listed = sum(stuck.counts.values())
+        more = listed - len(shown)
         rows = [
             [
                 row["user_id"],
@@ -301,8 +300,8 @@ def _time_to_upgrade_section(
             for row in shown
         ]
         parts.append(
-            f'<p class="note"><b data-count="ready-30-plus">{fmt.plural(len(records), "user")}</b> ('
-            + ", ".join(fmt.plural(by_side[side], side) for side in SIDES)
+            f'<p class="note"><b data-count="ready-30-plus">{fmt.plural(listed, "user")}</b> ('
+            + ", ".join(fmt.plural(stuck.counts.get(side, 0), side) for side in SIDES)
             + "). When this list grows, the offer or the channel mix is wrong. Longest first"
             + (f"; {fmt.count(more)} more in ready_without_conversion.csv" if more else "")
             + ".</p>"
@@ -314,7 +313,9 @@ def _time_to_upgrade_section(
 def _time_to_upgrade_stats(
     upgrades: MartTable, headlines: Sequence[Headline], headline_row: Row, targets: Targets | None
 ) -> str:
-    records = upgrades.records()
+    # Upgrades per duration (days_to_upgrade) and is_within_target, not one row per upgrade.
+    durations = upgrades.records()
+    measured = sum(row["upgrades"] for row in durations)
     within_target = f"within {fmt.edge(targets.time_to_upgrade_target_days)} days" if targets else "within the target"
     after_target = f"after {fmt.edge(targets.time_to_upgrade_target_days)} days" if targets else "after the target"
     median = next(headline for headline in headlines if headline.key == "time_to_upgrade")
@@ -332,12 +333,12 @@ def _time_to_upgrade_stats(
     )
     within = [0.0] * len(UPGRADE_BUCKETS)
     beyond = [0.0] * len(UPGRADE_BUCKETS)
-    for row in records:
+    for row in durations:
         index = _bucket(float(row["days_to_upgrade"]))
-        (within if row["is_within_target"] else beyond)[index] += 1
+        (within if row["is_within_target"] else beyond)[index] += row["upgrades"]
     chart = Chart(
         "time-to-upgrade",
-        f"Days from the first readiness trigger to the upgrade ({fmt.count(len(records))} upgrades)",
+        f"Days from the first readiness trigger to the upgrade ({fmt.count(measured)} upgrades)",
         [label for label, _ in UPGRADE_BUCKETS],
         [Series(within_target.capitalize(), GREEN, within), Series(after_target.capitalize(), AMBER, beyond)],
         stacked=True,
@@ -458,23 +459,19 @@ def _conversion_section(lift: MartTable, conversion: MartTable, targets: Targets
 def _gap_section(table: MartTable, schema: str) -> str:
     if not table.exists:
         return _empty(table, schema)
-    records = table.records()
-    if not records:
+    # Clients and MRR at stake per current plan, most clients first, not one row per client.
+    plans = table.records()
+    if not plans:
         return _empty_text(
             "No clients in the gap: none with 3+ completed bookings in the last 60 days has gone without an "
             "upgrade offer (or nothing has been scored yet)."
         )
-    total = sum(row["mrr_at_stake"] for row in records)
-    by_plan: dict[str, list[Row]] = defaultdict(list)
-    for row in records:
-        by_plan[row["current_plan_code"] or "none"].append(row)
-    rows = [
-        [plan, fmt.count(len(clients)), fmt.money(sum(client["mrr_at_stake"] for client in clients))]
-        for plan, clients in sorted(by_plan.items(), key=lambda item: -len(item[1]))
-    ]
+    clients = sum(row["clients"] for row in plans)
+    total = sum(row["mrr_at_stake"] for row in plans)
+    rows = [[row["plan_code"], fmt.count(row["clients"]), fmt.money(row["mrr_at_stake"])] for row in plans]
     return (
         '<div class="grid2"><div><div class="stats">'
-        f'<div class="stat"><b data-count="addressable-clients">{fmt.count(len(records))}</b>'
+        f'<div class="stat"><b data-count="addressable-clients">{fmt.count(clients)}</b>'
         "<span>active clients never shown an offer</span></div>"
         f'<div class="stat"><b>{fmt.money(total)}</b><span>MRR at stake</span></div></div>'
         '<p class="note">Clients with 3+ completed bookings in the last 60 days who were never presented an '
