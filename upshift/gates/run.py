@@ -17,7 +17,8 @@ import os
 import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any, Protocol
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import psycopg
 from psycopg import sql
@@ -172,10 +173,37 @@ def _validate(plan: StagePlan, engine: _Engine) -> list[tuple[Asset, Expectation
     return outcomes
 
 
+@cache
+def _counted_unexpected_rows() -> type:
+    """GX's UnexpectedRowsExpectation without its `unexpected_rows_query.table` metric.
+
+    That metric runs the query and keeps 200 rows, but psycopg2's client-side cursor has already
+    fetched every row the query returns into the gate's memory by then: at 1M users the raw
+    gate's peak RSS was 2.8 GiB, growing with the bad rows. The gate needs only the count
+    (`unexpected_rows_query.row_count`, a `count(*)` the server computes) for the verdict; its
+    sample rows come from a query of its own with a limit (`_Engine.sample`).
+    """
+    import great_expectations as gx
+
+    class UnexpectedRowsCounted(gx.expectations.UnexpectedRowsExpectation):
+        metric_dependencies: ClassVar[tuple[str, ...]] = ("unexpected_rows_query.row_count",)
+
+        def _validate(
+            self, metrics: dict, runtime_configuration: dict | None = None, execution_engine: Any = None
+        ) -> dict[str, Any]:
+            count = metrics["unexpected_rows_query.row_count"]
+            return {"success": count == 0, "result": {"observed_value": count}}
+
+    return UnexpectedRowsCounted
+
+
 def _expectation(planned: PlannedExpectation) -> Any:
     import great_expectations as gx
 
-    expectation_class = getattr(gx.expectations, planned.expectation_type, None)
+    if planned.expectation_type == "UnexpectedRowsExpectation":
+        expectation_class = _counted_unexpected_rows()
+    else:
+        expectation_class = getattr(gx.expectations, planned.expectation_type, None)
     if expectation_class is None:
         raise ValueError(f"{planned.name}: great_expectations has no expectation {planned.expectation_type}")
     return expectation_class(
