@@ -381,6 +381,40 @@ def test_the_raw_gate_reads_only_its_window_of_the_event_tables(
     assert "keys_mostly_present[bookings.client_id]" not in {item.name for item in result.blocking_failures}
 
 
+@pytest.mark.parametrize("stage", ["raw", "scores"])
+def test_no_gate_query_fetches_a_query_assets_rows(
+    clean: WarehouseSettings, pg_conn: psycopg.Connection, stage: str
+) -> None:
+    """psycopg2 fetches whatever a query returns into the gate's memory, so no GX query may return
+    the rows of an asset (a window of an event table, the as-of partition): only counts, columns
+    and a few sample rows. GX's column lookup for a query asset used to run it whole."""
+    import sqlalchemy
+    from sqlalchemy import event
+
+    most_rows = 200  # GX's own batch for the unexpected rows it keeps
+    queries = [asset.rows_query or asset.query for asset in load_stage_plan(stage, clean, AS_OF).assets.values()]
+    largest = max(
+        pg_conn.execute(sql.SQL("select count(*) from ({}) as asset").format(sql.SQL(query))).fetchone()[0]
+        for query in queries
+        if query is not None
+    )
+    fetched: list[tuple[int, str]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        fetched.append((cursor.rowcount, statement))
+
+    event.listen(sqlalchemy.engine.Engine, "after_cursor_execute", record)
+    try:
+        run_gate(stage, clean, AS_OF)
+    finally:
+        event.remove(sqlalchemy.engine.Engine, "after_cursor_execute", record)
+
+    assert largest > most_rows
+    assert fetched
+    rows, statement = max(fetched)
+    assert rows <= most_rows, statement
+
+
 def test_reports_and_logs_carry_no_email_or_password(
     clean: WarehouseSettings, pg_conn: psycopg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
