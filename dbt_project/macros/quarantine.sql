@@ -32,23 +32,33 @@
     {{ return({'reason': 'null_key', 'when': '(' ~ (conditions | join(' or ')) ~ ')', 'detail': detail}) }}
 {%- endmacro %}
 
-{#- Check: a later copy of an id already seen. The first copy (earliest
-    timestamp, then a hash of the row) stays valid, every other copy is flagged. -#}
+{#- Check: a later copy of an id already seen. The first copy in copy_number's
+    order stays valid, every other copy is flagged. -#}
 {% macro check_duplicate_id(id_column, timestamp_column, row_columns) -%}
     {%- set when -%}
-        ({{ id_column }} is not null and row_number() over (
-            partition by {{ id_column }}
-            order by {{ timestamp_column }} nulls last, {{ dbt.hash(row_text(row_columns)) }}
-        ) > 1)
+        ({{ id_column }} is not null and {{ copy_number(id_column, timestamp_column, row_columns) }} > 1)
     {%- endset -%}
     {{ return({'reason': 'duplicate_id', 'when': when, 'detail': "'" ~ id_column ~ " seen more than once'"}) }}
 {%- endmacro %}
 
-{#- The row's values as one text, for deterministic tie-breaking and hashing. -#}
-{% macro row_text(columns) -%}
-    concat_ws('|'
-    {%- for column in columns %}, coalesce(cast({{ column }} as {{ dbt.type_string() }}), '~'){% endfor -%}
-    )
+{#- A row's place among the copies of its id (1 = the copy kept): earliest
+    `timestamp_column` first, then, between copies of one instant, the row's other
+    `row_columns` in the order given, each compared as its own type (the id and the
+    timestamp are already equal there). Missing values sort last, said explicitly
+    because PostgreSQL and Spark default to opposite ends. So the kept copy depends
+    only on the row's content, never on scan order; copies that tie on every column
+    are the same row. Sort keys past the timestamp are only compared on ties, which
+    costs far less than hashing every row. Text compares by collation: binary on
+    Spark, the database's on PostgreSQL, so a PostgreSQL database whose collation is
+    not C may order two texts (and keep a copy) differently from Spark.
+    `relation_alias` qualifies the columns. -#}
+{% macro copy_number(id_column, timestamp_column, row_columns, relation_alias=none) -%}
+    {%- set prefix = relation_alias ~ '.' if relation_alias else '' -%}
+    {%- set keys = [prefix ~ timestamp_column ~ ' nulls last'] -%}
+    {%- for column in row_columns if column not in (id_column, timestamp_column) -%}
+        {%- do keys.append(prefix ~ column ~ ' nulls last') -%}
+    {%- endfor -%}
+    row_number() over (partition by {{ prefix ~ id_column }} order by {{ keys | join(', ') }})
 {%- endmacro %}
 
 {#- Check: `column` holds a value outside `accepted`. -#}

@@ -165,15 +165,11 @@ where is_repeated_from_earlier
 
 {#- An event table's staged rows for this run, each with `is_duplicate`: true for a
     later copy of an id, whether the earlier copy is in the batch (a window over the
-    batch only, copies ordered by event time and then by the row's content, so the
-    kept copy does not depend on scan order) or in a partition an earlier run kept
+    batch only, copies in copy_number's order: event time, then the row's other
+    columns, so the kept copy does not depend on scan order) or in a partition an earlier run kept
     (an `exists` probe of the id index). A full build reads every staged row; an
     incremental run reads the validation batch. -#}
 {% macro deduplicated_validation_batch(staging_relation, id_column, timestamp_column, row_columns) -%}
-    {%- set qualified = [] -%}
-    {%- for column in row_columns -%}
-        {%- do qualified.append('staged.' ~ column) -%}
-    {%- endfor %}
     select
         ranked.*,
         ranked.{{ id_column }} is not null and (
@@ -190,10 +186,7 @@ where is_repeated_from_earlier
     from (
         select
             staged.*,
-            row_number() over (
-                partition by staged.{{ id_column }}
-                order by staged.{{ timestamp_column }} nulls last, {{ dbt.hash(row_text(qualified)) }}
-            ) as copy_number
+            {{ copy_number(id_column, timestamp_column, row_columns, 'staged') }} as copy_number
         from {{ staging_relation }} as staged
         {%- if is_incremental() %}
         where {{ in_validation_batch('staged.' ~ timestamp_column) }}
