@@ -65,6 +65,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME / "airflow")
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PLUGINS_FOLDER)
+    # On sys.path for the whole session, as in every Airflow process. Airflow appends it once,
+    # when it first initialises, which may happen inside a test that took a sys.path snapshot
+    # (monkeypatch.syspath_prepend) and then restored it without the folder: a later DagBag in
+    # the same worker could no longer import the DAG's operators, depending on module order.
+    if str(PLUGINS_FOLDER) not in sys.path:
+        sys.path.append(str(PLUGINS_FOLDER))
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] = "False"
     os.environ["AIRFLOW__USAGE_DATA_COLLECTION__ENABLED"] = "False"
